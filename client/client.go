@@ -1,0 +1,206 @@
+// Package client writes change events to a Tidemark server, retrying what
+// can be retried: the client for CI jobs and rollout job steps.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options configures a Client.
+type Options struct {
+	// URL is the server's address, e.g. http://tidemark:9470.
+	URL   string
+	Org   string
+	Token string
+	// Retries is how many times a retryable failure (429, 5xx, a network
+	// error) is retried.
+	Retries int
+	// MinBackoff and MaxBackoff bound the wait between tries; it doubles
+	// from MinBackoff, with jitter, and a Retry-After header takes precedence.
+	MinBackoff, MaxBackoff time.Duration
+	HTTPClient             *http.Client
+}
+
+// Client writes change events.
+type Client struct {
+	opts  Options
+	sleep func(context.Context, time.Duration) error
+}
+
+// New returns a client.
+func New(opts Options) (*Client, error) {
+	if opts.URL == "" {
+		return nil, errors.New("no server URL: set --url or TIDEMARK_URL")
+	}
+	if _, err := url.Parse(opts.URL); err != nil {
+		return nil, fmt.Errorf("server URL %q: %w", opts.URL, err)
+	}
+	if opts.Org == "" {
+		return nil, errors.New("no organization: set --org or TIDEMARK_ORG")
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 500 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	return &Client{opts: opts, sleep: sleepCtx}, nil
+}
+
+// Event is a change event to write; see the server's API documentation.
+type Event struct {
+	Name       string            `json:"event_name"`
+	State      string            `json:"event_state"`
+	Timestamp  string            `json:"timestamp,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	ID         string            `json:"id,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Links      []Link            `json:"links,omitempty"`
+}
+
+// Link is a link kept with an event.
+type Link struct {
+	Href string `json:"href"`
+	Text string `json:"text,omitempty"`
+}
+
+// Result is the server's answer to one event.
+type Result struct {
+	Message   string `json:"message"`
+	ID        string `json:"id"`
+	Timestamp string `json:"timestamp"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// RejectedError is a request the server refused for good (a 4xx other
+// than 429): retrying it would not help.
+type RejectedError struct {
+	Status  int
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("rejected by the server (%d): %s", e.Status, e.Message)
+}
+
+// UnavailableError is a retryable failure that persisted through all tries.
+type UnavailableError struct {
+	Tries int
+	Last  error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("gave up after %d tries: %v", e.Tries, e.Last)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Last }
+
+// Write writes one event. Give it an ID when it may be retried, so that a
+// retry after a lost answer is not stored twice.
+func (c *Client) Write(ctx context.Context, ev Event) (Result, error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return Result{}, err
+	}
+	u := strings.TrimRight(c.opts.URL, "/") + "/api/v4/organizations/" + url.PathEscape(c.opts.Org) + "/change_events"
+	var res Result
+	backoff := c.opts.MinBackoff
+	var last error
+	for try := 0; try <= c.opts.Retries; try++ {
+		if try > 0 {
+			if err := c.sleep(ctx, backoff); err != nil {
+				return res, err
+			}
+			backoff = min(backoff*2, c.opts.MaxBackoff)
+		}
+		wait, err := c.do(ctx, u, body, &res)
+		if err == nil {
+			return res, nil
+		}
+		var rej *RejectedError
+		if errors.As(err, &rej) || ctx.Err() != nil {
+			return res, err
+		}
+		last = err
+		if wait > 0 {
+			backoff = min(wait, c.opts.MaxBackoff)
+		} else {
+			// Full jitter keeps many CI jobs from retrying in step.
+			backoff = backoff/2 + rand.N(backoff/2+1)
+		}
+	}
+	return res, &UnavailableError{Tries: c.opts.Retries + 1, Last: last}
+}
+
+// do makes one try. It returns the server's Retry-After, if any.
+func (c *Client) do(ctx context.Context, u string, body []byte, res *Result) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, &RejectedError{Message: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.opts.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	resp, err := c.opts.HTTPClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, res); err != nil {
+			return 0, fmt.Errorf("unreadable answer %q: %w", b, err)
+		}
+		return 0, nil
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		return retryAfter(resp.Header.Get("Retry-After")), fmt.Errorf("server answered %d: %s", resp.StatusCode, msg)
+	}
+	return 0, &RejectedError{Status: resp.StatusCode, Message: msg}
+}
+
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

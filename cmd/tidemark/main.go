@@ -1,0 +1,71 @@
+// Command tidemark is a Prometheus-compatible time series store in which
+// change events are first-class.
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// Exit codes a CI job can rely on.
+const (
+	exitOK          = 0
+	exitRejected    = 1 // bad usage, or the server refused the request for good
+	exitUnavailable = 3 // the server could not be reached or kept failing
+)
+
+func main() {
+	app := kingpin.New("tidemark", "A Prometheus-compatible time series store where change events are first-class.")
+	app.Version(version)
+	app.HelpFlag.Short('h')
+	app.UsageWriter(os.Stdout)
+
+	serve := newServeCmd(app)
+	ev := newEventCmd(app)
+	adm := newAdminCmd(app)
+
+	cmd, err := app.Parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tidemark: %v (try --help)\n", err)
+		os.Exit(exitRejected)
+	}
+	var code int
+	switch {
+	case cmd == serve.cmd.FullCommand():
+		code = serve.run()
+	case ev.handles(cmd):
+		code = ev.run(cmd)
+	case adm.handles(cmd):
+		code = adm.run(cmd)
+	default:
+		fmt.Fprintf(os.Stderr, "tidemark: unknown command %q\n", cmd)
+		code = exitRejected
+	}
+	os.Exit(code)
+}
+
+// durationValue is a kingpin flag holding a Prometheus-style duration
+// ("15d", "30s", "1h30m").
+type durationValue struct{ d *time.Duration }
+
+func (v durationValue) Set(s string) error {
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w (accepted: e.g. 30s, 5m, 15d)", s, err)
+	}
+	*v.d = time.Duration(d)
+	return nil
+}
+
+func (v durationValue) String() string { return model.Duration(*v.d).String() }
+
+func durationFlag(f *kingpin.FlagClause, dst *time.Duration) {
+	f.SetValue(durationValue{d: dst})
+}

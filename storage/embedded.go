@@ -1,0 +1,133 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// EmbeddedOptions configures the embedded backend.
+type EmbeddedOptions struct {
+	// Dir holds one TSDB per organization, in Dir/<slug>.
+	Dir string
+	// Retention is how long samples are kept.
+	Retention time.Duration
+	// OutOfOrderWindow is how far behind the newest sample of a series a
+	// sample may still be appended (change events need backfill).
+	OutOfOrderWindow time.Duration
+}
+
+// Embedded is a Backend with one Prometheus TSDB per organization.
+type Embedded struct {
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	opts   EmbeddedOptions
+
+	mtx    sync.Mutex
+	dbs    map[string]*tsdb.DB
+	closed bool
+}
+
+// NewEmbedded returns an embedded backend. Nothing is opened until an
+// organization is first used.
+func NewEmbedded(logger *slog.Logger, reg prometheus.Registerer, opts EmbeddedOptions) *Embedded {
+	e := &Embedded{logger: logger, reg: reg, opts: opts, dbs: map[string]*tsdb.DB{}}
+	if reg != nil {
+		reg.MustRegister(&headSeriesCollector{e: e})
+	}
+	return e
+}
+
+// Org implements Backend.
+func (e *Embedded) Org(slug string) (Org, error) {
+	return e.db(slug)
+}
+
+func (e *Embedded) db(slug string) (*tsdb.DB, error) {
+	e.mtx.Lock()
+	defer e.mtx.Unlock()
+	if e.closed {
+		return nil, errors.New("storage is closed")
+	}
+	if db, ok := e.dbs[slug]; ok {
+		return db, nil
+	}
+	if err := ValidSlug(slug); err != nil {
+		return nil, err
+	}
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = e.opts.Retention.Milliseconds()
+	opts.OutOfOrderTimeWindow = e.opts.OutOfOrderWindow.Milliseconds()
+	// As Prometheus does: blocks grow to a tenth of the retention, at most 31 days.
+	maxBlock := e.opts.Retention / 10
+	if maxBlock > 31*24*time.Hour {
+		maxBlock = 31 * 24 * time.Hour
+	}
+	if maxBlock.Milliseconds() > opts.MinBlockDuration {
+		opts.MaxBlockDuration = maxBlock.Milliseconds()
+	} else {
+		opts.MaxBlockDuration = opts.MinBlockDuration
+	}
+	var reg prometheus.Registerer
+	if e.reg != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"org": slug}, e.reg)
+	}
+	dir := filepath.Join(e.opts.Dir, slug)
+	start := time.Now()
+	db, err := tsdb.Open(dir, e.logger.With("org", slug), reg, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open org %q tsdb: %w", slug, err)
+	}
+	e.logger.Info("opened organization storage", "org", slug, "dir", dir, "duration", time.Since(start))
+	e.dbs[slug] = db
+	return db, nil
+}
+
+// Close implements Backend.
+func (e *Embedded) Close() error {
+	e.mtx.Lock()
+	defer e.mtx.Unlock()
+	e.closed = true
+	var errs []error
+	for slug, db := range e.dbs {
+		if err := db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close org %q tsdb: %w", slug, err))
+		}
+		delete(e.dbs, slug)
+	}
+	return errors.Join(errs...)
+}
+
+// headSeriesCollector exports the number of in-memory (active) series of
+// every open organization.
+type headSeriesCollector struct{ e *Embedded }
+
+var headSeriesDesc = prometheus.NewDesc(
+	"tidemark_active_series",
+	"Series in the head block (active series) of an organization's storage.",
+	[]string{"org"}, nil,
+)
+
+func (c *headSeriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- headSeriesDesc }
+
+func (c *headSeriesCollector) Collect(ch chan<- prometheus.Metric) {
+	c.e.mtx.Lock()
+	slugs := make([]string, 0, len(c.e.dbs))
+	counts := make(map[string]uint64, len(c.e.dbs))
+	for slug, db := range c.e.dbs {
+		slugs = append(slugs, slug)
+		counts[slug] = db.Head().NumSeries()
+	}
+	c.e.mtx.Unlock()
+	sort.Strings(slugs)
+	for _, slug := range slugs {
+		ch <- prometheus.MustNewConstMetric(headSeriesDesc, prometheus.GaugeValue, float64(counts[slug]), slug)
+	}
+}

@@ -1,0 +1,118 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/storage"
+)
+
+// tokenCacheTTL bounds how long a removed token keeps working.
+const tokenCacheTTL = 10 * time.Second
+
+// authenticator checks tokens against the state database, with a short
+// cache so that remote write does not hit the database on every request.
+type authenticator struct {
+	logger *slog.Logger
+	db     *state.DB
+	now    func() time.Time
+
+	mtx   sync.Mutex
+	cache map[string]cachedToken // by token hash
+}
+
+type cachedToken struct {
+	info    state.TokenInfo
+	expires time.Time
+}
+
+func newAuthenticator(logger *slog.Logger, db *state.DB) *authenticator {
+	return &authenticator{logger: logger, db: db, now: time.Now, cache: map[string]cachedToken{}}
+}
+
+func (a *authenticator) lookup(ctx context.Context, token string) (state.TokenInfo, error) {
+	h := state.HashToken(token)
+	now := a.now()
+	a.mtx.Lock()
+	c, ok := a.cache[h]
+	a.mtx.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.info, nil
+	}
+	info, err := a.db.LookupToken(ctx, token)
+	if err != nil {
+		return info, err
+	}
+	a.mtx.Lock()
+	if len(a.cache) > 10000 {
+		clear(a.cache)
+	}
+	a.cache[h] = cachedToken{info: info, expires: now.Add(tokenCacheTTL)}
+	a.mtx.Unlock()
+	return info, nil
+}
+
+type tokenKey struct{}
+
+// tokenFrom returns the authenticated token of a request.
+func tokenFrom(ctx context.Context) state.TokenInfo {
+	ti, _ := ctx.Value(tokenKey{}).(state.TokenInfo)
+	return ti
+}
+
+// require authenticates a request, checks its scope and organization, and
+// routes storage calls to that organization. The organization is the
+// {org} path value when the route has one, else the token's.
+func (a *authenticator) require(need state.Scope, style errorStyle, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ti, code, err := a.authorize(r, need)
+		if err != nil {
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tidemark"`)
+			}
+			style(w, code, err.Error())
+			return
+		}
+		ctx := context.WithValue(r.Context(), tokenKey{}, ti)
+		ctx = storage.WithOrg(ctx, ti.Org)
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (a *authenticator) authorize(r *http.Request, need state.Scope) (state.TokenInfo, int, error) {
+	token, err := ParseCredentials(r.Header)
+	if err != nil {
+		return state.TokenInfo{}, http.StatusUnauthorized, err
+	}
+	ti, err := a.lookup(r.Context(), token)
+	if errors.Is(err, state.ErrNotFound) {
+		return ti, http.StatusUnauthorized, errors.New("the token is not valid (unknown or removed)")
+	}
+	if err != nil {
+		a.logger.Error("look up token", "err", err)
+		return ti, http.StatusServiceUnavailable, errors.New("tokens cannot be checked right now; retry later")
+	}
+	if org := r.PathValue("org"); org != "" && org != ti.Org {
+		if storage.ValidSlug(org) != nil {
+			return ti, http.StatusNotFound, fmt.Errorf("organization %q not found", org)
+		}
+		exists, err := a.db.OrgExists(r.Context(), org)
+		if err != nil {
+			return ti, http.StatusServiceUnavailable, errors.New("organizations cannot be checked right now; retry later")
+		}
+		if !exists {
+			return ti, http.StatusNotFound, fmt.Errorf("organization %q not found", org)
+		}
+		return ti, http.StatusForbidden, fmt.Errorf("the token belongs to organization %q and cannot access organization %q", ti.Org, org)
+	}
+	if !ti.Scope.Allows(need) {
+		return ti, http.StatusForbidden, fmt.Errorf("the token %q has scope %q; this route needs scope %q (or admin)", ti.Name, ti.Scope, need)
+	}
+	return ti, 0, nil
+}

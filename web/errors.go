@@ -1,0 +1,98 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/tidemark/tidemark/events"
+)
+
+// apiError is an error with the HTTP status it answers with.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errorf(code int, msg string) error { return &apiError{code: code, msg: msg} }
+
+// errorStyle writes an error in the shape its route's clients expect.
+type errorStyle func(w http.ResponseWriter, code int, msg string)
+
+// plainError writes {"error": msg}: Tidemark's own routes and Levitate's.
+func plainError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// promErrorTypes maps status codes to Prometheus API error types.
+var promErrorTypes = map[int]string{
+	http.StatusBadRequest:            "bad_data",
+	http.StatusUnauthorized:          "unauthorized",
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              "not_found",
+	http.StatusRequestEntityTooLarge: "bad_data",
+	http.StatusServiceUnavailable:    "unavailable",
+}
+
+// promError writes Prometheus's error envelope, for routes under a
+// Prometheus base URL.
+func promError(w http.ResponseWriter, code int, msg string) {
+	typ, ok := promErrorTypes[code]
+	if !ok {
+		typ = "internal"
+	}
+	writeJSON(w, code, map[string]string{"status": "error", "errorType": typ, "error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// apiFunc is a handler of Tidemark's own JSON routes: it returns the value
+// to answer with, or an error.
+type apiFunc func(r *http.Request) (any, error)
+
+// serveAPI is the one wrapper that writes the JSON envelope of Tidemark's
+// own routes and maps errors to status codes.
+func serveAPI(f apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r)
+		if err != nil {
+			code, msg := errorStatus(err)
+			plainError(w, code, msg)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+}
+
+func errorStatus(err error) (int, string) {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae.code, ae.msg
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, tooLarge(mbe.Limit)
+	}
+	var ie *events.InputError
+	var ce *events.ConflictError
+	switch {
+	case errors.As(err, &ie):
+		return http.StatusBadRequest, err.Error()
+	case errors.As(err, &ce):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, events.ErrUnavailable), errors.Is(err, events.ErrStopping):
+		return http.StatusServiceUnavailable, err.Error()
+	}
+	return http.StatusInternalServerError, err.Error()
+}
+
+func tooLarge(limit int64) string {
+	return fmt.Sprintf("the request body is larger than the limit of %d bytes (--web.max-request-bytes)", limit)
+}

@@ -1,0 +1,160 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/storage"
+)
+
+// promRoute is a route of the Prometheus HTTP API that Tidemark serves.
+type promRoute struct {
+	method string
+	path   string // under /api/v1
+	scope  state.Scope
+}
+
+// promRoutes are the Prometheus API routes of DESIGN.md, served under every
+// base URL: /api/v4/organizations/{org}/prometheus and the root.
+var promRoutes = []promRoute{
+	{"GET", "/query", state.ScopeRead},
+	{"POST", "/query", state.ScopeRead},
+	{"GET", "/query_range", state.ScopeRead},
+	{"POST", "/query_range", state.ScopeRead},
+	{"GET", "/series", state.ScopeRead},
+	{"POST", "/series", state.ScopeRead},
+	{"GET", "/labels", state.ScopeRead},
+	{"POST", "/labels", state.ScopeRead},
+	{"GET", "/label/{name}/values", state.ScopeRead},
+	{"GET", "/metadata", state.ScopeRead},
+	{"GET", "/status/buildinfo", state.ScopeRead},
+	{"GET", "/rules", state.ScopeRead},
+	{"GET", "/alerts", state.ScopeRead},
+	{"POST", "/write", state.ScopeWrite},
+	{"POST", "/otlp/v1/metrics", state.ScopeWrite},
+}
+
+// RulesSource gives the rule groups and alerting rules of the organization
+// in the context; nil means there are none.
+type RulesSource func(ctx context.Context) v1.RulesRetriever
+
+// promAPIOptions configures the Prometheus API.
+type promAPIOptions struct {
+	Version       string
+	QueryTimeout  time.Duration
+	LookbackDelta time.Duration
+	MaxSamples    int
+	Rules         RulesSource
+}
+
+// newPromAPI returns Prometheus's own v1 API over every organization's
+// storage, registered on a router under /api/v1.
+func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, backend storage.Backend, ready func(http.HandlerFunc) http.HandlerFunc, o promAPIOptions) http.Handler {
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:               logger.With("component", "query engine"),
+		Reg:                  reg,
+		MaxSamples:           o.MaxSamples,
+		Timeout:              o.QueryTimeout,
+		LookbackDelta:        o.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return time.Minute.Milliseconds()
+		},
+	})
+	routed := storage.Routed{Backend: backend}
+	cfg := config.DefaultConfig
+	rulesFor := func(ctx context.Context) v1.RulesRetriever {
+		if o.Rules != nil {
+			if rr := o.Rules(ctx); rr != nil {
+				return rr
+			}
+		}
+		return noRules{}
+	}
+	api := v1.NewAPI(
+		engine, routed, routed, nil,
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		func() config.Config { return cfg },
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		ready,
+		nil, "", false, false, 0,
+		logger.With("component", "api"),
+		rulesFor,
+		0, 0, 0,
+		false,
+		nil,
+		func() (v1.RuntimeInfo, error) { return v1.RuntimeInfo{}, nil },
+		&v1.PrometheusVersion{Version: o.Version, GoVersion: runtime.Version()},
+		nil, nil,
+		prometheus.NewRegistry(), reg,
+		nil,
+		true, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
+		true, false, false,
+		o.LookbackDelta,
+		false, false,
+		nil, nil,
+		v1.OpenAPIOptions{},
+		nil,
+		false,
+		o.QueryTimeout,
+	)
+	router := route.New()
+	api.Register(router.WithPrefix("/api/v1"))
+	return router
+}
+
+// underAPIv1 serves h with the request path rewritten to start at /api/v1,
+// dropping the base URL prefix the route was matched under.
+func underAPIv1(prefixLen func(*http.Request) int, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := prefixLen(r)
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL = new(url.URL)
+		*r2.URL = *r.URL
+		r2.URL.Path = r.URL.Path[n:]
+		r2.URL.RawPath = ""
+		if !strings.HasPrefix(r2.URL.Path, "/api/v1/") {
+			promError(w, http.StatusNotFound, "not found")
+			return
+		}
+		h.ServeHTTP(w, r2)
+	})
+}
+
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                                 { return nil }
+func (noTargets) TargetsActive() map[string][]*scrape.Target            { return nil }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target           { return nil }
+func (noTargets) TargetsDroppedCounts() map[string]int                  { return nil }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) { return nil, nil }
+
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
+
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }

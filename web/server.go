@@ -1,0 +1,194 @@
+// Package web serves Tidemark's HTTP API: the Prometheus API under every
+// organization's base URL and at the root, change events, and operations.
+package web
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/storage"
+)
+
+// Options configures the HTTP API.
+type Options struct {
+	Version string
+	// MaxRequestBytes bounds request bodies (413 beyond it).
+	MaxRequestBytes int64
+	QueryTimeout    time.Duration
+	LookbackDelta   time.Duration
+	MaxSamples      int
+
+	State   *state.DB
+	Backend storage.Backend
+	Events  *events.Service
+	Rules   RulesSource
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+}
+
+// Handler is Tidemark's HTTP handler.
+type Handler struct {
+	logger *slog.Logger
+	opts   Options
+	mux    *http.ServeMux
+	auth   *authenticator
+	ready  atomic.Bool
+	now    func() time.Time
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// orgBase is the Prometheus base URL of an organization.
+const orgBase = "/api/v4/organizations/{org}/prometheus"
+
+// New returns the HTTP handler. It answers 503 on every route but
+// /-/healthy and /metrics until SetReady.
+func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler {
+	h := &Handler{
+		logger: logger,
+		opts:   opts,
+		mux:    http.NewServeMux(),
+		auth:   newAuthenticator(logger, opts.State),
+		now:    time.Now,
+	}
+	f := promauto.With(reg)
+	h.requests = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "tidemark_http_requests_total",
+		Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	h.duration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:                           "tidemark_http_request_duration_seconds",
+		Help:                           "HTTP request latency by route.",
+		Buckets:                        prometheus.DefBuckets,
+		NativeHistogramBucketFactor:    1.1,
+		NativeHistogramMaxBucketNumber: 100,
+	}, []string{"route"})
+
+	promAPI := newPromAPI(logger, reg, opts.Backend, h.readyGate, promAPIOptions{
+		Version:       opts.Version,
+		QueryTimeout:  opts.QueryTimeout,
+		LookbackDelta: opts.LookbackDelta,
+		MaxSamples:    opts.MaxSamples,
+		Rules:         opts.Rules,
+	})
+	orgPrefix := func(r *http.Request) int {
+		return len("/api/v4/organizations/" + r.PathValue("org") + "/prometheus")
+	}
+	rootPrefix := func(*http.Request) int { return 0 }
+	for _, rt := range promRoutes {
+		h.handle(rt.method+" "+orgBase+"/api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(orgPrefix, promAPI)))
+		h.handle(rt.method+" /api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(rootPrefix, promAPI)))
+	}
+
+	ev := &eventsAPI{svc: opts.Events, now: h.now}
+	const eventsPath = "/api/v4/organizations/{org}/change_events"
+	h.handle("PUT "+eventsPath, h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.write))))
+	h.handle("POST "+eventsPath, h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.write))))
+	h.handle("GET "+eventsPath, h.auth.require(state.ScopeRead, plainError, h.gated(serveAPI(ev.list))))
+
+	h.handle("POST /api/v4/oauth/access_token", serveAPI(h.accessToken))
+
+	h.handle("GET /-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("Tidemark is Healthy.\n"))
+	}))
+	h.handle("GET /-/ready", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !h.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("Service Unavailable\n"))
+			return
+		}
+		w.Write([]byte("Tidemark is Ready.\n"))
+	}))
+	h.handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	h.handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	}))
+	return h
+}
+
+// SetReady opens the readiness gate.
+func (h *Handler) SetReady() { h.ready.Store(true) }
+
+func (h *Handler) readyGate(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !h.ready.Load() {
+			promError(w, http.StatusServiceUnavailable, "Service Unavailable: Tidemark is starting")
+			return
+		}
+		f(w, r)
+	}
+}
+
+func (h *Handler) gated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.ready.Load() {
+			plainError(w, http.StatusServiceUnavailable, "Tidemark is starting; retry later")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handle registers a route with its request metrics.
+func (h *Handler) handle(pattern string, next http.Handler) {
+	counter := h.requests.MustCurryWith(prometheus.Labels{"route": pattern})
+	obs := h.duration.WithLabelValues(pattern)
+	h.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		counter.WithLabelValues(strconv.Itoa(sw.code)).Inc()
+		obs.Observe(time.Since(start).Seconds())
+	}))
+}
+
+// ServeHTTP implements http.Handler. Bodies larger than the limit are
+// refused with 413 before any handler reads them.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if limit := h.opts.MaxRequestBytes; limit > 0 {
+		if r.ContentLength > limit {
+			plainError(w, http.StatusRequestEntityTooLarge, tooLarge(limit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush supports streaming handlers.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
