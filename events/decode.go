@@ -221,7 +221,7 @@ func decodeOne(raw json.RawMessage, idx int, now time.Time, lim Limits) (Event, 
 	if v, ok := present("timestamp"); ok {
 		ts, err := decodeTimestamp(v)
 		if err != nil {
-			return fail("timestamp", v, "is not a time ("+err.Error()+")", acceptedTimestamps)
+			return fail("timestamp", v, "is not a time: "+err.Error(), acceptedTimestamps)
 		}
 		if oldest := now.Add(-lim.Backfill).UnixMilli(); ts < oldest {
 			return fail("timestamp", v, fmt.Sprintf("is older than the backfill window of %s", model.Duration(lim.Backfill)),

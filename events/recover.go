@@ -36,10 +36,11 @@ func (s *Service) Recover(ctx context.Context) error {
 		}
 		s.open[openKey(row.Org, row.PairKey)] = o
 	}
-	s.openGauge.Set(float64(len(s.open)))
 	if len(rows) > 0 {
 		s.logger.Info("reloaded open change events", "count", len(rows))
 	}
+	// Bring the active series up to now at once, not at the first tick.
+	s.tick()
 	return nil
 }
 

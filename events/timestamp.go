@@ -39,14 +39,14 @@ func ParseTimestamp(s string) (int64, error) {
 			return t.UnixMilli(), nil
 		}
 	}
-	return 0, fmt.Errorf("not a time")
+	return 0, fmt.Errorf("neither RFC 3339 with a zone nor a number")
 }
 
 // EpochToMillis converts epoch seconds or milliseconds, told apart by
 // magnitude, to milliseconds.
 func EpochToMillis(f float64) (int64, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
-		return 0, fmt.Errorf("not a time")
+		return 0, fmt.Errorf("not a finite, non-negative number")
 	}
 	if f >= epochMillisThreshold {
 		if f > 1e15 { // Past the year 33658: microseconds or nanoseconds.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 
 	"github.com/tidemark/tidemark/state"
@@ -234,16 +233,9 @@ type pending struct {
 	rows    []*state.EventRow
 	pairs   [][3]int64 // start seq, stop seq, duration
 	samples []sample
-	deletes []deleteOp
 	replays []int64 // seqs of uncommitted rows re-appended as duplicates
 	app     promstorage.AppenderV2
 	err     error
-}
-
-type deleteOp struct {
-	org        string
-	mint, maxt int64
-	ls         labels.Labels
 }
 
 func formatTime(ms int64) string {
@@ -402,6 +394,12 @@ func (s *Service) process(group []*request) {
 			s.logger.Error("commit change event samples", "org", p.req.org, "err", err)
 			p.err = ErrUnavailable
 			s.needReplay = true
+			// Write the active series of its starts again from the start.
+			for _, row := range p.rows {
+				if o := s.open[openKey(row.Org, row.PairKey)]; o != nil && o.seq == row.Seq {
+					o.next = o.start
+				}
+			}
 			continue
 		}
 		for _, row := range p.rows {
@@ -414,7 +412,6 @@ func (s *Service) process(group []*request) {
 				s.duplicates.Inc()
 			}
 		}
-		s.applyDeletes(ctx, p.deletes)
 	}
 	s.commitSamples(ctx, active)
 	if err := s.log.MarkCommitted(ctx, sortedSeqs(committed)); err != nil {
@@ -524,17 +521,22 @@ func (s *Service) pair(ov *overlay, undo *[]undoEntry, p *pending, row *state.Ev
 		}
 		oc := *o
 		last := oc.lastWritten(s.res)
-		p.samples = append(p.samples, oc.advance(ev.Time, s.res)...)
 		staleAt := ev.Time
-		if last >= ev.Time {
-			// A backdated stop: active samples were written past it. Hide
-			// them, and end the series at the stop (a millisecond before it
-			// when a written sample sits exactly at the stop).
-			mint := ev.Time + 1
-			if (ev.Time-oc.start)%s.res == 0 {
-				mint, staleAt = ev.Time, ev.Time-1
-			}
-			p.deletes = append(p.deletes, deleteOp{org: row.Org, mint: mint, maxt: last, ls: oc.active})
+		switch {
+		case last < ev.Time:
+			// The usual case: the region ends exactly at the stop.
+			p.samples = append(p.samples, oc.advance(ev.Time, s.res)...)
+		case last == oc.start:
+			// A stop at its start's very time: a region of one millisecond.
+			staleAt = ev.Time + 1
+		default:
+			// The stop arrived later than the active-series lag and is dated
+			// before samples already written. Samples are never deleted (the
+			// TSDB's tombstones are avoided), so the region ends just after
+			// the last written sample instead.
+			staleAt = last + 1
+			s.logger.Info("stop arrived after active samples past its time; its region ends at the last written sample",
+				"org", row.Org, "event", row.PairKey, "stop", formatTime(ev.Time), "region_end", formatTime(last))
 		}
 		p.samples = append(p.samples, sample{ls: oc.active, t: staleAt, v: staleNaN})
 		dur := ev.Time - oc.start
@@ -546,15 +548,25 @@ func (s *Service) pair(ov *overlay, undo *[]undoEntry, p *pending, row *state.Ev
 	}
 }
 
-// activeUpTo returns o's active samples up to now (inclusive), ending the
+// ActiveLag is how far behind now the active samples of an open event are
+// written (but for its first sample, written at once). Within the lag a
+// stop can still end the region exactly at its time; the lag is well under
+// PromQL's 5m lookback, so an open event reads as active at now.
+const ActiveLag = 30 * time.Second
+
+// activeUpTo returns o's active samples up to now less the lag, ending the
 // series at the maximum duration. expired is true once it has ended.
 func (s *Service) activeUpTo(o *openEvent, now int64) (out []sample, expired bool) {
 	end := o.start + s.opts.MaxDuration.Milliseconds()
-	if now < end {
-		return o.advance(now+1, s.res), false
+	if now >= end {
+		out = o.advance(end, s.res)
+		return append(out, sample{ls: o.active, t: end, v: staleNaN}), true
 	}
-	out = o.advance(end, s.res)
-	return append(out, sample{ls: o.active, t: end, v: staleNaN}), true
+	limit := now - ActiveLag.Milliseconds() + 1
+	if o.next == o.start && o.start <= now {
+		limit = max(limit, o.start+1)
+	}
+	return o.advance(limit, s.res), false
 }
 
 // advanceOpen writes the active samples of open events up to now: of all of
@@ -607,22 +619,6 @@ func (s *Service) commitSamples(ctx context.Context, byOrg map[string][]sample) 
 		}
 		if err := app.Commit(); err != nil {
 			s.logger.Error("commit active samples", "org", slug, "err", err)
-		}
-	}
-}
-
-func (s *Service) applyDeletes(ctx context.Context, ops []deleteOp) {
-	for _, d := range ops {
-		org, err := s.backend.Org(d.org)
-		if err == nil {
-			var ms []*labels.Matcher
-			d.ls.Range(func(l labels.Label) {
-				ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
-			})
-			err = org.Delete(ctx, d.mint, d.maxt, ms...)
-		}
-		if err != nil {
-			s.logger.Error("hide active samples after a backdated stop", "org", d.org, "series", d.ls.String(), "err", err)
 		}
 	}
 }

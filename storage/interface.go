@@ -7,10 +7,8 @@
 package storage
 
 import (
-	"context"
 	"errors"
 
-	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
 )
 
@@ -35,6 +33,4 @@ type Backend interface {
 type Org interface {
 	promstorage.SampleAndChunkQueryable
 	promstorage.AppendableV2
-	// Delete hides the samples of the matching series in [mint, maxt].
-	Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error
 }
