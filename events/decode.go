@@ -241,7 +241,7 @@ func decodeOne(raw json.RawMessage, idx int, now time.Time, lim Limits) (Event, 
 	}
 	if v, ok := present("value"); ok {
 		var n json.Number
-		if err := json.Unmarshal(v, &n); err != nil {
+		if c := bytes.TrimSpace(v)[0]; c == '"' || json.Unmarshal(v, &n) != nil {
 			return fail("value", v, "is not a number", "a JSON number")
 		}
 		f, err := n.Float64()

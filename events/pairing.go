@@ -14,6 +14,8 @@ type openEvent struct {
 	active labels.Labels
 	// next is the next grid point of the active series to write.
 	next int64
+	// received is when the start arrived (milliseconds).
+	received int64
 }
 
 func openKey(org, pairKey string) string { return org + "\xff" + pairKey }

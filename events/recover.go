@@ -107,12 +107,13 @@ func (s *Service) reopen(ctx context.Context, row state.EventRow) (*openEvent, e
 		return nil, err
 	}
 	o := &openEvent{
-		org:    row.Org,
-		seq:    row.Seq,
-		id:     row.ID,
-		start:  row.TS,
-		active: withName(ActiveMetricName, pairLabels(row.Name, lbls)),
-		next:   row.TS,
+		org:      row.Org,
+		seq:      row.Seq,
+		id:       row.ID,
+		start:    row.TS,
+		active:   withName(ActiveMetricName, pairLabels(row.Name, lbls)),
+		next:     row.TS,
+		received: row.ReceivedAt,
 	}
 	org, err := s.backend.Org(row.Org)
 	if err != nil {

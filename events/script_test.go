@@ -53,8 +53,8 @@ type harness struct {
 	// failCommits makes TSDB commits fail, as a crash between the event
 	// log's commit and the TSDB's would.
 	failCommits bool
-	opts    Options
-	engine  *promql.Engine
+	opts        Options
+	engine      *promql.Engine
 }
 
 func newHarness(t *testing.T, opts Options) *harness {

@@ -508,7 +508,7 @@ func (s *Service) pair(ov *overlay, undo *[]undoEntry, p *pending, row *state.Ev
 			return
 		}
 		pl := pairLabels(ev.Name, ev.Labels)
-		ov.set(k, &openEvent{org: row.Org, seq: row.Seq, id: row.ID, start: ev.Time, active: withName(ActiveMetricName, pl), next: ev.Time}, undo)
+		ov.set(k, &openEvent{org: row.Org, seq: row.Seq, id: row.ID, start: ev.Time, active: withName(ActiveMetricName, pl), next: ev.Time, received: row.ReceivedAt}, undo)
 		row.Open = true
 	case StateStop:
 		if o == nil {
@@ -549,8 +549,10 @@ func (s *Service) pair(ov *overlay, undo *[]undoEntry, p *pending, row *state.Ev
 }
 
 // ActiveLag is how far behind now the active samples of an open event are
-// written (but for its first sample, written at once). Within the lag a
-// stop can still end the region exactly at its time; the lag is well under
+// written, and how long after a start arrives its backfill waits. Only the
+// first sample of a start is written at once. So a stop that arrives within
+// the lag of its time, or (backfilling) within the lag of its start's
+// arrival, ends the region exactly at its time; the lag is well under
 // PromQL's 5m lookback, so an open event reads as active at now.
 const ActiveLag = 30 * time.Second
 
@@ -558,15 +560,19 @@ const ActiveLag = 30 * time.Second
 // series at the maximum duration. expired is true once it has ended.
 func (s *Service) activeUpTo(o *openEvent, now int64) (out []sample, expired bool) {
 	end := o.start + s.opts.MaxDuration.Milliseconds()
-	if now >= end {
+	lag := ActiveLag.Milliseconds()
+	if now >= end && now >= o.received+lag {
 		out = o.advance(end, s.res)
 		return append(out, sample{ls: o.active, t: end, v: staleNaN}), true
 	}
-	limit := now - ActiveLag.Milliseconds() + 1
+	limit := now - lag + 1
+	if now < o.received+lag {
+		limit = o.start + 1 // Only the first sample, until the backfill waits out the lag.
+	}
 	if o.next == o.start && o.start <= now {
 		limit = max(limit, o.start+1)
 	}
-	return o.advance(limit, s.res), false
+	return o.advance(min(limit, end), s.res), false
 }
 
 // advanceOpen writes the active samples of open events up to now: of all of

@@ -1,0 +1,182 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark/tidemark/internal/testutil"
+	"github.com/tidemark/tidemark/state"
+)
+
+// route is one request of the isolation matrix.
+type matrixRoute struct {
+	name   string
+	method string
+	path   string // under the base URL ("" for the org base, the root prefix otherwise)
+	body   func(t *testing.T, org string) ([]byte, string)
+	scope  state.Scope
+	events bool // a change-event route: only under /api/v4/organizations/{org}
+}
+
+func matrixRoutes() []matrixRoute {
+	form := func(v string) func(*testing.T, string) ([]byte, string) {
+		return func(*testing.T, string) ([]byte, string) { return []byte(v), "application/x-www-form-urlencoded" }
+	}
+	now := time.Now()
+	return []matrixRoute{
+		{name: "query GET", method: "GET", path: "/api/v1/query?query=up", scope: state.ScopeRead},
+		{name: "query POST", method: "POST", path: "/api/v1/query", body: form("query=up"), scope: state.ScopeRead},
+		{name: "query_range GET", method: "GET", path: "/api/v1/query_range?query=up&start=0&end=60&step=15", scope: state.ScopeRead},
+		{name: "query_range POST", method: "POST", path: "/api/v1/query_range", body: form("query=up&start=0&end=60&step=15"), scope: state.ScopeRead},
+		{name: "series GET", method: "GET", path: "/api/v1/series?match[]=up", scope: state.ScopeRead},
+		{name: "series POST", method: "POST", path: "/api/v1/series", body: form("match[]=up"), scope: state.ScopeRead},
+		{name: "labels GET", method: "GET", path: "/api/v1/labels", scope: state.ScopeRead},
+		{name: "labels POST", method: "POST", path: "/api/v1/labels", body: form(""), scope: state.ScopeRead},
+		{name: "label values", method: "GET", path: "/api/v1/label/__name__/values", scope: state.ScopeRead},
+		{name: "metadata", method: "GET", path: "/api/v1/metadata", scope: state.ScopeRead},
+		{name: "buildinfo", method: "GET", path: "/api/v1/status/buildinfo", scope: state.ScopeRead},
+		{name: "rules", method: "GET", path: "/api/v1/rules", scope: state.ScopeRead},
+		{name: "alerts", method: "GET", path: "/api/v1/alerts", scope: state.ScopeRead},
+		{name: "remote write", method: "POST", path: "/api/v1/write", scope: state.ScopeWrite, body: func(t *testing.T, org string) ([]byte, string) {
+			return testutil.EncodeV1(t, []testutil.Series{{Labels: labels.FromStrings("__name__", "matrix_written", "by", org), Samples: []testutil.Sample{{T: now.UnixMilli(), V: 1}}}}), "application/x-protobuf"
+		}},
+		{name: "otlp", method: "POST", path: "/api/v1/otlp/v1/metrics", scope: state.ScopeWrite, body: func(t *testing.T, org string) ([]byte, string) {
+			return testutil.OTLPGauge(t, "svc", "matrix_otlp", map[string]string{"by": org}, now, 1), "application/x-protobuf"
+		}},
+		{name: "events PUT", method: "PUT", path: "/change_events", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"event_name":"matrix-` + org + `","attributes":{"by":"` + org + `"}}`), "application/json"
+		}},
+		{name: "events POST", method: "POST", path: "/change_events", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`[{"event_name":"matrix-` + org + `","event_state":"stop","attributes":{"by":"` + org + `"}}]`), "application/json"
+		}},
+		{name: "events GET", method: "GET", path: "/change_events", events: true, scope: state.ScopeRead},
+	}
+}
+
+func do(t *testing.T, method, u, token string, body []byte, ctype string) (int, []byte) {
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if strings.Contains(ctype, "protobuf") && strings.HasSuffix(u, "/write") {
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestIsolationMatrix: two organizations x three scopes x every route, under
+// the organization's own base URL, the other organization's, and the root.
+func TestIsolationMatrix(t *testing.T) {
+	st := newTestStack(t)
+	for _, rt := range matrixRoutes() {
+		for _, tokOrg := range testOrgs {
+			for _, scope := range []state.Scope{state.ScopeRead, state.ScopeWrite, state.ScopeAdmin} {
+				for _, pathOrg := range append([]string{""}, testOrgs...) {
+					if rt.events && pathOrg == "" {
+						continue
+					}
+					name := fmt.Sprintf("%s/token=%s-%s/path=%s", rt.name, tokOrg, scope, pathOrg)
+					t.Run(name, func(t *testing.T) {
+						u := st.url + rt.path
+						switch {
+						case rt.events:
+							u = st.url + "/api/v4/organizations/" + pathOrg + rt.path
+						case pathOrg != "":
+							u = st.url + "/api/v4/organizations/" + pathOrg + "/prometheus" + rt.path
+						}
+						var body []byte
+						var ctype string
+						if rt.body != nil {
+							body, ctype = rt.body(t, tokOrg)
+						}
+						code, resp := do(t, rt.method, u, st.tokens[tokOrg][scope], body, ctype)
+						switch {
+						case pathOrg != "" && pathOrg != tokOrg:
+							require.Equal(t, http.StatusForbidden, code, "%s", resp)
+							require.Contains(t, string(resp), "cannot access organization")
+						case !scope.Allows(rt.scope):
+							require.Equal(t, http.StatusForbidden, code, "%s", resp)
+							require.Contains(t, string(resp), "needs scope")
+						default:
+							require.True(t, code >= 200 && code < 300, "status %d: %s", code, resp)
+						}
+					})
+				}
+			}
+		}
+	}
+
+	// What each organization wrote is visible to it only, under every base URL.
+	for _, org := range testOrgs {
+		other := testOrgs[0]
+		if org == other {
+			other = testOrgs[1]
+		}
+		tok := st.tokens[org][state.ScopeRead]
+		for _, base := range []string{st.url, st.url + "/api/v4/organizations/" + org + "/prometheus"} {
+			for _, q := range []string{"matrix_written", "matrix_otlp", "change_events"} {
+				code, resp := do(t, "GET", base+"/api/v1/query?query="+url.QueryEscape(q), tok, nil, "")
+				require.Equal(t, 200, code, "%s", resp)
+				require.Contains(t, string(resp), `"`+org+`"`, "query %s for %s at %s: %s", q, org, base, resp)
+				require.NotContains(t, string(resp), `"`+other+`"`, "query %s for %s at %s: %s", q, org, base, resp)
+			}
+			code, resp := do(t, "GET", base+"/api/v1/label/by/values", tok, nil, "")
+			require.Equal(t, 200, code)
+			require.JSONEq(t, `{"status":"success","data":["`+org+`"]}`, string(resp))
+		}
+		code, resp := do(t, "GET", st.url+"/api/v4/organizations/"+org+"/change_events", tok, nil, "")
+		require.Equal(t, 200, code)
+		var list struct {
+			Events []struct{ Name string `json:"event_name"` } `json:"events"`
+		}
+		require.NoError(t, json.Unmarshal(resp, &list))
+		require.NotEmpty(t, list.Events)
+		for _, e := range list.Events {
+			require.Equal(t, "matrix-"+org, e.Name)
+		}
+	}
+}
+
+func TestAuthErrors(t *testing.T) {
+	st := newTestStack(t)
+	tok := st.tokens["acme"][state.ScopeAdmin]
+	for _, tc := range []struct {
+		name, method, path, token string
+		code                      int
+		body                      string
+	}{
+		{"no token, prometheus shape", "GET", "/api/v1/query?query=up", "", 401, `{"status":"error","errorType":"unauthorized","error":"no credentials: send the token as 'Authorization: Bearer <token>', as 'X-LAST9-API-TOKEN: Bearer <token>', or as the password of HTTP basic auth"}`},
+		{"wrong token", "GET", "/api/v4/organizations/acme/prometheus/api/v1/query?query=up", "tdm_wrong", 401, `{"status":"error","errorType":"unauthorized","error":"the token is not valid (unknown or removed)"}`},
+		{"wrong token, events shape", "GET", "/api/v4/organizations/acme/change_events", "tdm_wrong", 401, `{"error":"the token is not valid (unknown or removed)"}`},
+		{"unknown organization", "GET", "/api/v4/organizations/initech/prometheus/api/v1/query?query=up", tok, 404, `{"status":"error","errorType":"not_found","error":"organization \"initech\" not found"}`},
+		{"invalid organization slug", "GET", "/api/v4/organizations/..%2F..%2Fetc/change_events", tok, 404, `{"error":"organization \"../../etc\" not found"}`},
+		{"other organization", "PUT", "/api/v4/organizations/globex/change_events", tok, 403, `{"error":"the token belongs to organization \"acme\" and cannot access organization \"globex\""}`},
+		{"bad query", "GET", "/api/v1/query?query=" + url.QueryEscape("sum(up) or 0.99"), tok, 400, `{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:1: parse error: set operator \"or\" not allowed in binary scalar expression"}`},
+		{"no route", "GET", "/api/v2/nothing", tok, 404, `{"error":"no route for GET /api/v2/nothing"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, resp := do(t, tc.method, st.url+tc.path, tc.token, nil, "")
+			require.Equal(t, tc.code, code, "%s", resp)
+			require.JSONEq(t, tc.body, string(resp))
+		})
+	}
+}

@@ -1,0 +1,63 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/storage"
+)
+
+// testStack is the whole server in process: state, storage, events, HTTP.
+type testStack struct {
+	url    string
+	tokens map[string]map[state.Scope]string // org -> scope -> token
+	events *events.Service
+}
+
+var testOrgs = []string{"acme", "globex"}
+
+func newTestStack(t testing.TB) *testStack {
+	dir := t.TempDir()
+	db, err := state.Open(filepath.Join(dir, "state.db"))
+	require.NoError(t, err)
+	ctx := context.Background()
+	st := &testStack{tokens: map[string]map[state.Scope]string{}}
+	for _, org := range testOrgs {
+		require.NoError(t, db.CreateOrg(ctx, org))
+		st.tokens[org] = map[state.Scope]string{}
+		for _, sc := range []state.Scope{state.ScopeRead, state.ScopeWrite, state.ScopeAdmin} {
+			tok := state.NewToken()
+			require.NoError(t, db.AddToken(ctx, org, sc, org+"-"+string(sc), state.SourceCLI, tok))
+			st.tokens[org][sc] = tok
+		}
+	}
+	logger := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	backend := storage.NewEmbedded(logger, reg, storage.EmbeddedOptions{Dir: filepath.Join(dir, "tsdb"), Retention: 24 * time.Hour, OutOfOrderWindow: 7 * 24 * time.Hour})
+	st.events = events.NewService(logger, reg, db, backend, events.Options{})
+	require.NoError(t, st.events.Recover(ctx))
+	go st.events.Run()
+	h := New(logger, reg, Options{
+		Version: "test", MaxRequestBytes: 1 << 20, QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
+		State: db, Backend: backend, Events: st.events, Gatherer: reg,
+	})
+	h.SetReady()
+	srv := httptest.NewServer(h)
+	st.url = srv.URL
+	t.Cleanup(func() {
+		srv.Close()
+		st.events.Stop()
+		backend.Close()
+		db.Close()
+	})
+	return st
+}
