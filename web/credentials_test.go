@@ -15,10 +15,10 @@ func TestParseCredentials(t *testing.T) {
 		return r.Header.Get("Authorization")
 	}
 	for _, tc := range []struct {
-		name    string
-		header  map[string]string
-		want    string
-		errHas  string
+		name   string
+		header map[string]string
+		want   string
+		errHas string
 	}{
 		{"bearer", map[string]string{"Authorization": "Bearer tok-1"}, "tok-1", ""},
 		{"bearer any case", map[string]string{"Authorization": "bearer tok-1"}, "tok-1", ""},

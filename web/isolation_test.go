@@ -146,7 +146,9 @@ func TestIsolationMatrix(t *testing.T) {
 		code, resp := do(t, "GET", st.url+"/api/v4/organizations/"+org+"/change_events", tok, nil, "")
 		require.Equal(t, 200, code)
 		var list struct {
-			Events []struct{ Name string `json:"event_name"` } `json:"events"`
+			Events []struct {
+				Name string `json:"event_name"`
+			} `json:"events"`
 		}
 		require.NoError(t, json.Unmarshal(resp, &list))
 		require.NotEmpty(t, list.Events)
