@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// binary is the tidemark binary built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tidemark-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "tidemark")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build tidemark: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running tidemark binary.
+type server struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	url  string
+	dir  string
+	addr string
+	args []string
+	log  *bytes.Buffer
+	// defaultAddr starts the server with no --web.listen-address.
+	defaultAddr bool
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServer starts `tidemark serve` on dir (its working directory) and a
+// free loopback port, and waits until it is ready.
+func startServer(t testing.TB, dir string, args ...string) *server {
+	s := &server{t: t, dir: dir, addr: freeAddr(t), args: args}
+	s.start()
+	t.Cleanup(func() { s.stop(syscall.SIGKILL) })
+	return s
+}
+
+func (s *server) start() {
+	s.log = &bytes.Buffer{}
+	args := append([]string{"serve", "--web.listen-address=" + s.addr}, s.args...)
+	if s.defaultAddr {
+		args = append([]string{"serve"}, s.args...)
+	}
+	s.cmd = exec.Command(binary, args...)
+	s.cmd.Dir = s.dir
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	require.NoError(s.t, s.cmd.Start())
+	s.url = "http://" + s.addr
+	waitReady(s.t, s.url, s.log)
+}
+
+func waitReady(t testing.TB, url string, log *bytes.Buffer) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server at %s not ready after 30s; log:\n%s", url, log)
+}
+
+// stop ends the server with sig and waits for it.
+func (s *server) stop(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(sig)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+		s.t.Errorf("server did not stop within 60s after %s; log:\n%s", sig, s.log)
+	}
+}
+
+func (s *server) restart() {
+	s.stop(syscall.SIGTERM)
+	require.Contains(s.t, s.log.String(), "received signal, shutting down")
+	s.start()
+}
+
+func (s *server) bootstrapToken() string {
+	b, err := os.ReadFile(filepath.Join(s.dir, "data", "bootstrap-token"))
+	require.NoError(s.t, err)
+	return strings.TrimSpace(string(b))
+}
+
+// tidemark runs the binary (not serve) and returns its exit code and output.
+func tidemark(t testing.TB, env []string, args ...string) (int, string) {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	require.NoError(t, err, "%s", out)
+	return 0, string(out)
+}
