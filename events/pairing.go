@@ -39,24 +39,65 @@ func (o *openEvent) lastWritten(res int64) int64 {
 	return o.next - res
 }
 
+// openSet is the set of open events, by organization and pair key, with an
+// index by organization and event name for stops that carry extra labels.
+type openSet struct {
+	byKey  map[string]*openEvent
+	byName map[string]map[string]bool // nameKey -> keys
+}
+
+func newOpenSet() *openSet {
+	return &openSet{byKey: map[string]*openEvent{}, byName: map[string]map[string]bool{}}
+}
+
+func nameKey(org string, active labels.Labels) string {
+	return org + "\xff" + active.Get("event_name")
+}
+
+func (s *openSet) put(k string, o *openEvent) {
+	s.byKey[k] = o
+	nk := nameKey(o.org, o.active)
+	if s.byName[nk] == nil {
+		s.byName[nk] = map[string]bool{}
+	}
+	s.byName[nk][k] = true
+}
+
+func (s *openSet) remove(k string) {
+	o := s.byKey[k]
+	if o == nil {
+		return
+	}
+	delete(s.byKey, k)
+	nk := nameKey(o.org, o.active)
+	delete(s.byName[nk], k)
+	if len(s.byName[nk]) == 0 {
+		delete(s.byName, nk)
+	}
+}
+
+func (s *openSet) len() int { return len(s.byKey) }
+
 // overlay records changes to the open set made by a group of requests, so
 // that a request that fails can be undone and the whole group applied only
 // once the event log has committed it.
 type overlay struct {
-	base    map[string]*openEvent
+	base    *openSet
 	changes map[string]*openEvent // nil: removed
 	dirty   map[string]bool
+	// added indexes the events added in changes by name key.
+	added map[string]map[string]bool
 }
 
-func newOverlay(base map[string]*openEvent) *overlay {
-	return &overlay{base: base, changes: map[string]*openEvent{}, dirty: map[string]bool{}}
+func newOverlay(base *openSet) *overlay {
+	return &overlay{base: base, changes: map[string]*openEvent{}, dirty: map[string]bool{}, added: map[string]map[string]bool{}}
 }
 
 func (ov *overlay) get(k string) *openEvent {
 	if o, ok := ov.changes[k]; ok {
 		return o
 	}
-	return ov.base[k]
+	return ov.base.byKey[k]
 }
 
 // undoEntry restores one key of the overlay.
@@ -73,6 +114,11 @@ func (ov *overlay) set(k string, o *openEvent, undo *[]undoEntry) {
 	ov.changes[k] = o
 	if o != nil {
 		ov.dirty[k] = true
+		nk := nameKey(o.org, o.active)
+		if ov.added[nk] == nil {
+			ov.added[nk] = map[string]bool{}
+		}
+		ov.added[nk][k] = true
 	} else {
 		delete(ov.dirty, k)
 	}
@@ -97,10 +143,9 @@ func (ov *overlay) undo(entries []undoEntry) {
 // apply writes the changes into the base set.
 func (ov *overlay) apply() {
 	for k, o := range ov.changes {
-		if o == nil {
-			delete(ov.base, k)
-		} else {
-			ov.base[k] = o
+		ov.base.remove(k)
+		if o != nil {
+			ov.base.put(k, o)
 		}
 	}
 }
@@ -112,7 +157,9 @@ func (ov *overlay) apply() {
 func (ov *overlay) findCovered(org string, pl labels.Labels) (string, *openEvent) {
 	var bestKey string
 	var best *openEvent
-	consider := func(k string, o *openEvent) {
+	nk := org + "\xff" + pl.Get("event_name")
+	consider := func(k string) {
+		o := ov.get(k)
 		if o == nil || o.org != org || !covers(pl, o.active) {
 			return
 		}
@@ -120,12 +167,12 @@ func (ov *overlay) findCovered(org string, pl labels.Labels) (string, *openEvent
 			bestKey, best = k, o
 		}
 	}
-	for k, o := range ov.changes {
-		consider(k, o)
+	for k := range ov.added[nk] {
+		consider(k)
 	}
-	for k, o := range ov.base {
+	for k := range ov.base.byName[nk] {
 		if _, changed := ov.changes[k]; !changed {
-			consider(k, o)
+			consider(k)
 		}
 	}
 	return bestKey, best

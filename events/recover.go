@@ -34,7 +34,7 @@ func (s *Service) Recover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.open[openKey(row.Org, row.PairKey)] = o
+		s.open.put(openKey(row.Org, row.PairKey), o)
 	}
 	if len(rows) > 0 {
 		s.logger.Info("reloaded open change events", "count", len(rows))

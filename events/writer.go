@@ -76,7 +76,7 @@ type Service struct {
 	started  atomic.Bool
 
 	// Owned by the writer goroutine (and by Recover before Run).
-	open       map[string]*openEvent
+	open       *openSet
 	nextSeq    int64
 	needReplay bool
 
@@ -124,7 +124,7 @@ func NewService(logger *slog.Logger, reg prometheus.Registerer, log *state.DB, b
 		reqs:       make(chan *request),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
-		open:       map[string]*openEvent{},
+		open:       newOpenSet(),
 	}
 	f := promauto.With(reg)
 	s.received = f.NewCounterVec(prometheus.CounterOpts{
@@ -383,7 +383,7 @@ func (s *Service) process(group []*request) {
 	// crash before the TSDB commit is repaired by replaying uncommitted rows.
 	ov.apply()
 	s.nextSeq = seq
-	s.openGauge.Set(float64(len(s.open)))
+	s.openGauge.Set(float64(s.open.len()))
 
 	var committed []int64
 	for _, p := range ps {
@@ -396,7 +396,7 @@ func (s *Service) process(group []*request) {
 			s.needReplay = true
 			// Write the active series of its starts again from the start.
 			for _, row := range p.rows {
-				if o := s.open[openKey(row.Org, row.PairKey)]; o != nil && o.seq == row.Seq {
+				if o := s.open.byKey[openKey(row.Org, row.PairKey)]; o != nil && o.seq == row.Seq {
 					o.next = o.start
 				}
 			}
@@ -598,7 +598,7 @@ func (s *Service) advanceOpen(ov *overlay, now int64, onlyDirty bool) (map[strin
 			}
 		}
 	} else {
-		for k, o := range ov.base {
+		for k, o := range ov.base.byKey {
 			visit(k, o)
 		}
 	}
@@ -639,7 +639,7 @@ func (s *Service) tick() {
 			s.needReplay = false
 		}
 	}
-	if len(s.open) == 0 {
+	if s.open.len() == 0 {
 		return
 	}
 	ov := newOverlay(s.open)
@@ -651,5 +651,5 @@ func (s *Service) tick() {
 			s.logger.Error("expire open change event", "seq", seq, "err", err)
 		}
 	}
-	s.openGauge.Set(float64(len(s.open)))
+	s.openGauge.Set(float64(s.open.len()))
 }

@@ -18,7 +18,8 @@ import (
 
 // testStack is the whole server in process: state, storage, events, HTTP.
 type testStack struct {
-	url    string
+	url     string
+	handler *Handler
 	tokens map[string]map[state.Scope]string // org -> scope -> token
 	events *events.Service
 }
@@ -51,6 +52,7 @@ func newTestStack(t testing.TB) *testStack {
 		State: db, Backend: backend, Events: st.events, Gatherer: reg,
 	})
 	h.SetReady()
+	st.handler = h
 	srv := httptest.NewServer(h)
 	st.url = srv.URL
 	t.Cleanup(func() {
