@@ -20,8 +20,8 @@ import (
 type testStack struct {
 	url     string
 	handler *Handler
-	tokens map[string]map[state.Scope]string // org -> scope -> token
-	events *events.Service
+	tokens  map[string]map[state.Scope]string // org -> scope -> token
+	events  *events.Service
 }
 
 var testOrgs = []string{"acme", "globex"}
