@@ -220,3 +220,43 @@ func TestFirstStartNoFlags(t *testing.T) {
 	require.Equal(t, 200, code)
 	require.Len(t, body["data"].(map[string]any)["result"], 1)
 }
+
+// TestAdminCommands: org and token creation on a running server's data
+// directory, and the Last9 refresh-token exchange.
+func TestAdminCommands(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir)
+	data := filepath.Join(dir, "data")
+
+	code, out := tidemark(t, nil, "org", "create", "initech", "--storage.path", data)
+	require.Equal(t, 0, code, out)
+	code, out = tidemark(t, nil, "org", "create", "initech", "--storage.path", data)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "already exists")
+	code, out = tidemark(t, nil, "org", "create", "Not_Valid", "--storage.path", data)
+	require.Equal(t, 1, code, out)
+	code, out = tidemark(t, nil, "token", "create", "--org", "initech", "--scope", "read", "--name", "grafana", "--storage.path", data)
+	require.Equal(t, 0, code, out)
+	tok := strings.TrimSpace(out)
+	require.True(t, strings.HasPrefix(tok, "tdm_"))
+	code, out = tidemark(t, nil, "token", "create", "--org", "nope", "--scope", "read", "--storage.path", data)
+	require.Equal(t, 1, code, out)
+
+	// The running server accepts the new token at once.
+	code, body := flaggerGet(t, srv.url+"/api/v4/organizations/initech/prometheus", tok, "vector(1)")
+	require.Equal(t, 200, code, "%v", body)
+
+	resp, err := http.Post(srv.url+"/api/v4/oauth/access_token", "application/json", strings.NewReader(`{"refresh_token":"`+tok+`"}`))
+	require.NoError(t, err)
+	var at map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&at))
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, tok, at["access_token"])
+	require.Equal(t, "Bearer", at["type"])
+	require.Equal(t, []any{"read"}, at["scopes"])
+	resp, err = http.Post(srv.url+"/api/v4/oauth/access_token", "application/json", strings.NewReader(`{"refresh_token":"nope"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 401, resp.StatusCode)
+}
