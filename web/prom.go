@@ -62,10 +62,10 @@ type promAPIOptions struct {
 	Rules         RulesSource
 }
 
-// newPromAPI returns Prometheus's own v1 API over every organization's
-// storage, registered on a router under /api/v1.
-func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, backend storage.Backend, ready func(http.HandlerFunc) http.HandlerFunc, o promAPIOptions) http.Handler {
-	engine := promql.NewEngine(promql.EngineOpts{
+// newEngine returns the PromQL engine every query of every organization
+// runs on.
+func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
 		Logger:               logger.With("component", "query engine"),
 		Reg:                  reg,
 		MaxSamples:           o.MaxSamples,
@@ -77,7 +77,11 @@ func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, backend storage.
 			return time.Minute.Milliseconds()
 		},
 	})
-	routed := storage.Routed{Backend: backend}
+}
+
+// newPromAPI returns Prometheus's own v1 API over every organization's
+// storage, registered on a router under /api/v1.
+func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine *promql.Engine, routed storage.Routed, ready func(http.HandlerFunc) http.HandlerFunc, o promAPIOptions) http.Handler {
 	cfg := config.DefaultConfig
 	rulesFor := func(ctx context.Context) v1.RulesRetriever {
 		if o.Rules != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/promql"
 
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/state"
@@ -44,6 +45,11 @@ type Handler struct {
 	ready  atomic.Bool
 	now    func() time.Time
 
+	// engine and queryable run PromQL over the organization in a
+	// request's context (see storage.WithOrg).
+	engine    *promql.Engine
+	queryable storage.Routed
+
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
@@ -74,13 +80,16 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		NativeHistogramMaxBucketNumber: 100,
 	}, []string{"route"})
 
-	promAPI := newPromAPI(logger, reg, opts.Backend, h.readyGate, promAPIOptions{
+	po := promAPIOptions{
 		Version:       opts.Version,
 		QueryTimeout:  opts.QueryTimeout,
 		LookbackDelta: opts.LookbackDelta,
 		MaxSamples:    opts.MaxSamples,
 		Rules:         opts.Rules,
-	})
+	}
+	h.engine = newEngine(logger, reg, po)
+	h.queryable = storage.Routed{Backend: opts.Backend}
+	promAPI := newPromAPI(logger, reg, h.engine, h.queryable, h.readyGate, po)
 	orgPrefix := func(r *http.Request) int {
 		return len("/api/v4/organizations/" + r.PathValue("org") + "/prometheus")
 	}
