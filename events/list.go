@@ -47,6 +47,10 @@ type Logged struct {
 
 	// Time is the event time in milliseconds.
 	Time int64 `json:"-"`
+	// Seq is the event's position in the log.
+	Seq int64 `json:"-"`
+	// ReceivedMS is when the event was received, in milliseconds.
+	ReceivedMS int64 `json:"-"`
 }
 
 // ListResult is a page of the listing.
@@ -159,6 +163,8 @@ func logged(row state.EventRow, lbls labels.Labels) Logged {
 		ReceivedAt: formatTime(row.ReceivedAt),
 		Open:       row.Open,
 		Time:       row.TS,
+		Seq:        row.Seq,
+		ReceivedMS: row.ReceivedAt,
 	}
 	if row.DurationMS.Valid {
 		d := float64(row.DurationMS.Int64) / 1000

@@ -54,6 +54,9 @@ type Result struct {
 	// Duplicate is true when the event was stored before (same id, or same
 	// name, state, time and labels); ID and Timestamp are then the first one's.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Seq is the event's position in the log: a number that identifies it
+	// (Grafana's annotation ids are numbers).
+	Seq int64 `json:"-"`
 }
 
 // Service writes change events. One writer goroutine (Run) orders every
@@ -153,6 +156,9 @@ func NewService(logger *slog.Logger, reg prometheus.Registerer, log *state.DB, b
 
 // Limits returns the decoding limits the service was configured with.
 func (s *Service) Limits() Limits { return s.opts.Limits }
+
+// MaxDuration is how long an event stays open without a stop.
+func (s *Service) MaxDuration() time.Duration { return s.opts.MaxDuration }
 
 // Write stores events of an organization durably: when it returns nil, every
 // event is in the event log and its samples are in the TSDB's WAL. Either
@@ -312,7 +318,7 @@ func (s *Service) process(group []*request) {
 				return
 			}
 			if found {
-				p.results[i] = Result{ID: row.ID, Timestamp: formatTime(row.TS), Duplicate: true}
+				p.results[i] = Result{ID: row.ID, Timestamp: formatTime(row.TS), Duplicate: true, Seq: row.Seq}
 				if !row.Committed && !replayed[row.Seq] {
 					// Its first write never reached the TSDB: do it now.
 					replayed[row.Seq] = true
@@ -330,7 +336,7 @@ func (s *Service) process(group []*request) {
 			s.pair(ov, &undo, p, nrow, ev)
 			p.samples = append(p.samples, s.pointSamples(ev)...)
 			p.rows = append(p.rows, nrow)
-			p.results[i] = Result{ID: nrow.ID, Timestamp: formatTime(nrow.TS)}
+			p.results[i] = Result{ID: nrow.ID, Timestamp: formatTime(nrow.TS), Seq: nrow.Seq}
 			local[gk] = p.results[i]
 		}
 

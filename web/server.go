@@ -105,6 +105,11 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	h.handle("POST "+eventsPath, h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.write))))
 	h.handle("GET "+eventsPath, h.auth.require(state.ScopeRead, plainError, h.gated(serveAPI(ev.list))))
 
+	h.handle("POST /api/annotations", h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.postAnnotation))))
+	h.handle("GET /api/annotations", h.auth.require(state.ScopeRead, plainError, h.gated(serveAPI(ev.getAnnotations))))
+	h.handle("POST /api/v4/organizations/{org}/hooks/flagger", h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.flaggerHook))))
+	h.handle("POST /api/v4/organizations/{org}/hooks/argo-rollouts", h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.argoRolloutsHook))))
+
 	h.handle("POST /api/v4/oauth/access_token", serveAPI(h.accessToken))
 
 	h.handle("GET /-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
