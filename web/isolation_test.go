@@ -26,6 +26,7 @@ type matrixRoute struct {
 	body   func(t *testing.T, org string) ([]byte, string)
 	scope  state.Scope
 	events bool // a change-event route: only under /api/v4/organizations/{org}
+	root   bool // only at the root: the organization is the token's
 }
 
 func matrixRoutes() []matrixRoute {
@@ -60,6 +61,16 @@ func matrixRoutes() []matrixRoute {
 			return []byte(`[{"event_name":"matrix-` + org + `","event_state":"stop","attributes":{"by":"` + org + `"}}]`), "application/json"
 		}},
 		{name: "events GET", method: "GET", path: "/change_events", events: true, scope: state.ScopeRead},
+		{name: "annotations POST", method: "POST", path: "/api/annotations", root: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"tags":["matrix-` + org + `","by:` + org + `"]}`), "application/json"
+		}},
+		{name: "annotations GET", method: "GET", path: "/api/annotations", root: true, scope: state.ScopeRead},
+		{name: "flagger hook", method: "POST", path: "/hooks/flagger", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"name":"matrix-` + org + `","namespace":"` + org + `","phase":"Progressing","metadata":{}}`), "application/json"
+		}},
+		{name: "argo rollouts hook", method: "POST", path: "/hooks/argo-rollouts", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"rollout":"matrix-` + org + `","namespace":"` + org + `","trigger":"on-rollout-updated","phase":"Progressing"}`), "application/json"
+		}},
 	}
 }
 
@@ -91,7 +102,7 @@ func TestIsolationMatrix(t *testing.T) {
 		for _, tokOrg := range testOrgs {
 			for _, scope := range []state.Scope{state.ScopeRead, state.ScopeWrite, state.ScopeAdmin} {
 				for _, pathOrg := range append([]string{""}, testOrgs...) {
-					if rt.events && pathOrg == "" {
+					if (rt.events && pathOrg == "") || (rt.root && pathOrg != "") {
 						continue
 					}
 					name := fmt.Sprintf("%s/token=%s-%s/path=%s", rt.name, tokOrg, scope, pathOrg)
@@ -153,8 +164,12 @@ func TestIsolationMatrix(t *testing.T) {
 		require.NoError(t, json.Unmarshal(resp, &list))
 		require.NotEmpty(t, list.Events)
 		for _, e := range list.Events {
-			require.Equal(t, "matrix-"+org, e.Name)
+			require.True(t, strings.HasPrefix(e.Name, "matrix-"+org), "%s sees %s", org, e.Name)
 		}
+		code, resp = do(t, "GET", st.url+"/api/annotations", tok, nil, "")
+		require.Equal(t, 200, code)
+		require.Contains(t, string(resp), "matrix-"+org)
+		require.NotContains(t, string(resp), "matrix-"+other)
 	}
 }
 
