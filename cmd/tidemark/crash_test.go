@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark/tidemark/internal/testutil"
+)
+
+// acked records what the server acknowledged.
+type acked struct {
+	mtx     sync.Mutex
+	samples map[int64]float64 // timestamp -> value of series crash_samples
+	events  map[string]bool   // ids
+}
+
+// load writes samples and events until the server stops answering, and
+// records what was acknowledged.
+func load(t *testing.T, srv *server, cycle int, a *acked, stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // Remote write, one sample per request, increasing times.
+		defer wg.Done()
+		c := testutil.WriteClient(t, srv.url+"/api/v4/organizations/acme/prometheus/api/v1/write", acmeWrite, false, false)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ts := time.Now().UnixMilli()
+			v := float64(cycle*1_000_000 + i)
+			body := testutil.EncodeV1(t, []testutil.Series{{Labels: labels.FromStrings("__name__", "crash_samples"), Samples: []testutil.Sample{{T: ts, V: v}}}})
+			if _, err := c.Store(context.Background(), body, 0); err != nil {
+				return
+			}
+			a.mtx.Lock()
+			a.samples[ts] = v
+			a.mtx.Unlock()
+			time.Sleep(time.Millisecond) // Distinct timestamps.
+		}
+	}()
+	go func() { // Change events in batches of 20, each with its own id.
+		defer wg.Done()
+		for b := 0; ; b++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var evs []map[string]any
+			var ids []string
+			for j := range 20 {
+				id := fmt.Sprintf("c%d-b%d-e%d", cycle, b, j)
+				ids = append(ids, id)
+				evs = append(evs, map[string]any{"event_name": "crash-event", "id": id, "attributes": map[string]string{"id": id}})
+			}
+			body, _ := json.Marshal(evs)
+			req, _ := http.NewRequest("POST", srv.url+"/api/v4/organizations/acme/change_events", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+acmeWrite)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return
+			}
+			a.mtx.Lock()
+			for _, id := range ids {
+				a.events[id] = true
+			}
+			a.mtx.Unlock()
+		}
+	}()
+	<-stop
+	wg.Wait()
+}
+
+// TestCrashSafety kills the server with SIGKILL at random moments under
+// remote-write and change-event load, 20 times, and checks that everything
+// acknowledged is there after each restart, once, and that open events
+// survive. The last cycle ends with SIGTERM: a clean stop finishes in-flight
+// writes.
+func TestCrashSafety(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "--config.file="+writeConfig(t, dir))
+	a := &acked{samples: map[int64]float64{}, events: map[string]bool{}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const cycles = 20
+	for cycle := range cycles {
+		// An event left open in every cycle.
+		code, out := tidemark(t, []string{"TIDEMARK_URL=" + srv.url, "TIDEMARK_ORG=acme", "TIDEMARK_TOKEN=" + acmeWrite},
+			"event", "start", "long-running", "-a", "cycle="+strconv.Itoa(cycle))
+		require.Equal(t, 0, code, out)
+
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { load(t, srv, cycle, a, stop); close(done) }()
+		time.Sleep(time.Duration(150+rng.IntN(500)) * time.Millisecond)
+		sig := syscall.SIGKILL
+		if cycle == cycles-1 {
+			sig = syscall.SIGTERM
+		}
+		srv.stop(sig)
+		close(stop)
+		<-done
+		srv.start()
+		verifyAcked(t, srv, a, cycle+1)
+	}
+	t.Logf("acknowledged %d samples and %d events across %d crashes", len(a.samples), len(a.events), cycles-1)
+	require.Greater(t, len(a.samples), 100)
+	require.Greater(t, len(a.events), 100)
+}
+
+func verifyAcked(t *testing.T, srv *server, a *acked, cycles int) {
+	p := promClient(t, srv.url+"/api/v4/organizations/acme/prometheus", acmeRead)
+	// Every acknowledged sample, with its value, and nothing else.
+	v, _, _, err := p.Query(context.Background(), `crash_samples[1h]`, time.Now())
+	require.NoError(t, err)
+	got := map[int64]float64{}
+	if m, ok := v.(interface{ Len() int }); ok && m.Len() > 0 {
+		for _, s := range rangeSamples(t, v) {
+			got[s.t] = s.v
+		}
+	}
+	a.mtx.Lock()
+	defer a.mtx.Unlock()
+	for ts, val := range a.samples {
+		gv, ok := got[ts]
+		require.True(t, ok, "acknowledged sample at %d is missing after restart; log:\n%s", ts, srv.log)
+		require.Equal(t, val, gv, "sample at %d", ts)
+	}
+
+	// Every acknowledged event, once, in the log and as a series.
+	ids := map[string]int{}
+	cursor := ""
+	for {
+		u := srv.url + "/api/v4/organizations/acme/change_events?event_name=crash-event&limit=1000"
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+acmeRead)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var page struct {
+			Events []struct{ ID string }
+			Next   string `json:"next_cursor"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+		resp.Body.Close()
+		for _, e := range page.Events {
+			ids[e.ID]++
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	for id, n := range ids {
+		require.Equal(t, 1, n, "event %s is in the log %d times", id, n)
+	}
+	for id := range a.events {
+		require.Equal(t, 1, ids[id], "acknowledged event %s is missing from the log", id)
+	}
+	vec := instant(t, p, `count(count_over_time(change_events{event_name="crash-event"}[1h]))`, time.Now())
+	require.Len(t, vec, 1)
+	require.Equal(t, float64(len(ids)), float64(vec[0].Value), "series and log disagree")
+
+	// The open events of every cycle so far are still active.
+	vec = instant(t, p, `count(change_event_active{event_name="long-running"})`, time.Now())
+	require.Len(t, vec, 1)
+	require.Equal(t, float64(cycles), float64(vec[0].Value))
+}
+
+type tv struct {
+	t int64
+	v float64
+}
+
+func rangeSamples(t *testing.T, v any) []tv {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	var m []struct {
+		Values [][2]any `json:"values"`
+	}
+	require.NoError(t, json.Unmarshal(b, &m))
+	var out []tv
+	for _, s := range m {
+		for _, p := range s.Values {
+			sec := p[0].(float64)
+			val, err := strconv.ParseFloat(p[1].(string), 64)
+			require.NoError(t, err)
+			out = append(out, tv{t: int64(sec*1000 + 0.5), v: val})
+		}
+	}
+	return out
+}
