@@ -87,3 +87,17 @@ func TestEventListPaging(t *testing.T) {
 func nowPrefix() string {
 	return time.Now().Add(-10 * time.Minute).UTC().Format("2006-01-02T15:04:")
 }
+
+// TestCORSOff: a browser's Origin gets no CORS grant unless configured.
+func TestCORSOff(t *testing.T) {
+	st := newTestStack(t)
+	req, err := http.NewRequest("GET", st.url+"/api/v1/query?query=vector(1)", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Authorization", "Bearer "+st.tokens["acme"][state.ScopeRead])
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grafana/regexp"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
@@ -60,7 +61,12 @@ type promAPIOptions struct {
 	LookbackDelta time.Duration
 	MaxSamples    int
 	Rules         RulesSource
+	// CORSOrigin is the Origin regexp CORS allows; nil: none.
+	CORSOrigin *regexp.Regexp
 }
+
+// noCORS matches no Origin: browsers get no Access-Control-Allow-Origin.
+var noCORS = regexp.MustCompile(`^$`)
 
 // newEngine returns the PromQL engine every query of every organization
 // runs on.
@@ -91,34 +97,39 @@ func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine *promql.E
 		}
 		return noRules{}
 	}
+	cors := o.CORSOrigin
+	if cors == nil {
+		cors = noCORS
+	}
 	api := v1.NewAPI(
-		engine, routed, routed, nil,
+		engine, routed, routed, nil, // engine, queryable, appendable, no exemplar storage
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
 		func() config.Config { return cfg },
-		map[string]string{},
-		v1.GlobalURLOptions{},
+		map[string]string{},   // flags
+		v1.GlobalURLOptions{}, // global URL options
 		ready,
-		nil, "", false, false, 0,
+		nil, "", // no TSDB admin stats, no data directory
+		false, false, 0, // admin API, search API, search limit
 		logger.With("component", "api"),
 		rulesFor,
-		0, 0, 0,
-		false,
-		nil,
+		0, 0, 0, // remote read: not served
+		false, // not an agent
+		cors,
 		func() (v1.RuntimeInfo, error) { return v1.RuntimeInfo{}, nil },
 		&v1.PrometheusVersion{Version: o.Version, GoVersion: runtime.Version()},
-		nil, nil,
-		prometheus.NewRegistry(), reg,
-		nil,
-		true, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
-		true, false, false,
+		nil, nil, // no notifications
+		prometheus.NewRegistry(), reg, // gatherer (unused routes), registerer
+		nil,                                                                                      // default stats renderer
+		true, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, // remote write 1.0 and 2.0
+		true, false, false, // OTLP receiver; no delta conversion, no native delta
 		o.LookbackDelta,
-		false, false,
-		nil, nil,
+		false, false, // type-and-unit labels, append metadata
+		nil, nil, // error code override, feature registry
 		v1.OpenAPIOptions{},
-		nil,
-		false,
+		nil,   // default PromQL parser
+		false, // query cost
 		o.QueryTimeout,
 	)
 	router := route.New()

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,6 +28,9 @@ type Options struct {
 	QueryTimeout    time.Duration
 	LookbackDelta   time.Duration
 	MaxSamples      int
+	// CORSOrigin is the Origin regexp the Prometheus API allows for
+	// browsers; nil: CORS is off.
+	CORSOrigin *regexp.Regexp
 
 	State   *state.DB
 	Backend storage.Backend
@@ -86,6 +90,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		LookbackDelta: opts.LookbackDelta,
 		MaxSamples:    opts.MaxSamples,
 		Rules:         opts.Rules,
+		CORSOrigin:    opts.CORSOrigin,
 	}
 	h.engine = newEngine(logger, reg, po)
 	h.queryable = storage.Routed{Backend: opts.Backend}

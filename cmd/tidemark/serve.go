@@ -16,6 +16,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
+	"github.com/grafana/regexp"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -46,6 +47,7 @@ type serveCmd struct {
 	lookbackDelta   time.Duration
 	maxSamples      int
 	shutdownTimeout time.Duration
+	corsOrigin      string
 	logLevel        string
 	logFormat       string
 
@@ -65,6 +67,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("web.listen-address", "Address to listen on for the API.").Default(":9470").StringVar(&c.listenAddress)
 	f("web.max-request-bytes", "Largest request body accepted (413 beyond it).").Default("32MiB").BytesVar(&c.maxRequestBytes)
 	durationFlag(f("web.shutdown-timeout", "How long a shutdown waits for in-flight requests.").Default("30s"), &c.shutdownTimeout)
+	f("web.cors.origin", `Regexp of the Origins whose browsers may call the Prometheus API (e.g. 'https?://grafana\.example\.com'); empty: CORS off.`).Default("").StringVar(&c.corsOrigin)
 	f("storage.path", "Data directory: the state database and one TSDB per organization.").Default("./data").StringVar(&c.storagePath)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default("15d"), &c.retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default("0s"), &c.oooWindow)
@@ -195,6 +198,12 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 			logger.Error("close storage", "err", err)
 		}
 	}()
+	var cors *regexp.Regexp
+	if c.corsOrigin != "" {
+		if cors, err = regexp.Compile("^(?:" + c.corsOrigin + ")$"); err != nil {
+			return fmt.Errorf("--web.cors.origin %q: %w", c.corsOrigin, err)
+		}
+	}
 	evs := events.NewService(logger.With("component", "events"), reg, db, backend, evOpts)
 	handler := web.New(logger.With("component", "web"), reg, web.Options{
 		Version:         version,
@@ -202,6 +211,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		QueryTimeout:    c.queryTimeout,
 		LookbackDelta:   c.lookbackDelta,
 		MaxSamples:      c.maxSamples,
+		CORSOrigin:      cors,
 		State:           db,
 		Backend:         backend,
 		Events:          evs,
