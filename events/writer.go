@@ -462,6 +462,9 @@ func (s *Service) appendError(err error) error {
 	if errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp) {
 		return &ConflictError{msg: "an event conflicts with a stored one: " + err.Error() + "; send a different timestamp, or the same value"}
 	}
+	if errors.Is(err, storage.ErrSeriesLimit) {
+		return &InputError{Index: -1, Problem: err.Error()}
+	}
 	if errors.Is(err, promstorage.ErrOutOfBounds) || errors.Is(err, promstorage.ErrTooOldSample) || errors.Is(err, promstorage.ErrOutOfOrderSample) {
 		return &InputError{Index: -1, Field: "timestamp", Problem: "is too old for storage: " + err.Error(), Accepted: "times within the backfill window"}
 	}

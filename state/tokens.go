@@ -100,9 +100,15 @@ func (s *DB) AddToken(ctx context.Context, org string, scope Scope, name, source
 
 // LookupToken returns what a token grants, or ErrNotFound.
 func (s *DB) LookupToken(ctx context.Context, token string) (TokenInfo, error) {
+	return s.LookupTokenHash(ctx, HashToken(token))
+}
+
+// LookupTokenHash returns what the token with the given hash grants, or
+// ErrNotFound.
+func (s *DB) LookupTokenHash(ctx context.Context, hash string) (TokenInfo, error) {
 	var ti TokenInfo
 	var scope string
-	err := s.db.QueryRowContext(ctx, `SELECT org, scope, name FROM tokens WHERE hash = ?`, HashToken(token)).Scan(&ti.Org, &scope, &ti.Name)
+	err := s.db.QueryRowContext(ctx, `SELECT org, scope, name FROM tokens WHERE hash = ?`, hash).Scan(&ti.Org, &scope, &ti.Name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ti, ErrNotFound
 	}

@@ -47,8 +47,18 @@ func NewEmbedded(logger *slog.Logger, reg prometheus.Registerer, opts EmbeddedOp
 
 // Org implements Backend.
 func (e *Embedded) Org(slug string) (Org, error) {
-	return e.db(slug)
+	db, err := e.db(slug)
+	if err != nil {
+		return nil, err
+	}
+	return embeddedOrg{db}, nil
 }
+
+// embeddedOrg is an organization's TSDB.
+type embeddedOrg struct{ *tsdb.DB }
+
+// NumSeries implements SeriesCounter.
+func (o embeddedOrg) NumSeries() uint64 { return o.Head().NumSeries() }
 
 func (e *Embedded) db(slug string) (*tsdb.DB, error) {
 	e.mtx.Lock()

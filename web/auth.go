@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +27,8 @@ type authenticator struct {
 
 	mtx   sync.Mutex
 	cache map[string]cachedToken // by token hash
+
+	limiter *tokenLimiter
 }
 
 type cachedToken struct {
@@ -32,22 +36,29 @@ type cachedToken struct {
 	expires time.Time
 }
 
+// authToken is an authenticated token.
+type authToken struct {
+	state.TokenInfo
+	hash string
+}
+
 func newAuthenticator(logger *slog.Logger, db *state.DB) *authenticator {
 	return &authenticator{logger: logger, db: db, now: time.Now, cache: map[string]cachedToken{}}
 }
 
-func (a *authenticator) lookup(ctx context.Context, token string) (state.TokenInfo, error) {
+// lookup returns what a token grants and its hash.
+func (a *authenticator) lookup(ctx context.Context, token string) (state.TokenInfo, string, error) {
 	h := state.HashToken(token)
 	now := a.now()
 	a.mtx.Lock()
 	c, ok := a.cache[h]
 	a.mtx.Unlock()
 	if ok && now.Before(c.expires) {
-		return c.info, nil
+		return c.info, h, nil
 	}
-	info, err := a.db.LookupToken(ctx, token)
+	info, err := a.db.LookupTokenHash(ctx, h)
 	if err != nil {
-		return info, err
+		return info, h, err
 	}
 	a.mtx.Lock()
 	if len(a.cache) > 10000 {
@@ -55,7 +66,7 @@ func (a *authenticator) lookup(ctx context.Context, token string) (state.TokenIn
 	}
 	a.cache[h] = cachedToken{info: info, expires: now.Add(tokenCacheTTL)}
 	a.mtx.Unlock()
-	return info, nil
+	return info, h, nil
 }
 
 type tokenKey struct{}
@@ -79,18 +90,24 @@ func (a *authenticator) require(need state.Scope, style errorStyle, h http.Handl
 			style(w, code, err.Error())
 			return
 		}
-		ctx := context.WithValue(r.Context(), tokenKey{}, ti)
+		if ok, wait := a.limiter.allow(ti.hash, a.now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			style(w, http.StatusTooManyRequests, a.limiter.message(ti.Name, wait))
+			return
+		}
+		ctx := context.WithValue(r.Context(), tokenKey{}, ti.TokenInfo)
 		ctx = storage.WithOrg(ctx, ti.Org)
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-func (a *authenticator) authorize(r *http.Request, need state.Scope) (state.TokenInfo, int, error) {
+func (a *authenticator) authorize(r *http.Request, need state.Scope) (authToken, int, error) {
 	token, err := ParseCredentials(r.Header)
 	if err != nil {
-		return state.TokenInfo{}, http.StatusUnauthorized, err
+		return authToken{}, http.StatusUnauthorized, err
 	}
-	ti, err := a.lookup(r.Context(), token)
+	info, hash, err := a.lookup(r.Context(), token)
+	ti := authToken{TokenInfo: info, hash: hash}
 	if errors.Is(err, state.ErrNotFound) {
 		return ti, http.StatusUnauthorized, errors.New("the token is not valid (unknown or removed)")
 	}

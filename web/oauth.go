@@ -36,7 +36,7 @@ func (h *Handler) accessToken(r *http.Request) (any, error) {
 	if err := json.Unmarshal(body, &req); err != nil || req.RefreshToken == "" {
 		return nil, errorf(http.StatusBadRequest, `the body must be {"refresh_token": "<token>"}`)
 	}
-	ti, err := h.auth.lookup(r.Context(), req.RefreshToken)
+	ti, _, err := h.auth.lookup(r.Context(), req.RefreshToken)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, errorf(http.StatusUnauthorized, "field \"refresh_token\": the token is not valid (unknown or removed)")
 	}

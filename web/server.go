@@ -31,6 +31,10 @@ type Options struct {
 	// CORSOrigin is the Origin regexp the Prometheus API allows for
 	// browsers; nil: CORS is off.
 	CORSOrigin *regexp.Regexp
+	// TokenRequestsPerSecond bounds each token's request rate (0: none);
+	// TokenBurst is how many requests may come at once.
+	TokenRequestsPerSecond float64
+	TokenBurst             int
 
 	State   *state.DB
 	Backend storage.Backend
@@ -72,6 +76,11 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		now:    time.Now,
 	}
 	f := promauto.With(reg)
+	h.auth.limiter = newTokenLimiter(opts.TokenRequestsPerSecond, opts.TokenBurst, f.NewCounter(prometheus.CounterOpts{
+		Name:        "tidemark_limit_rejections_total",
+		Help:        "Requests or samples refused by a limit.",
+		ConstLabels: prometheus.Labels{"limit": "token_requests_per_second"},
+	}))
 	h.requests = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "tidemark_http_requests_total",
 		Help: "HTTP requests by route and status code.",
@@ -100,8 +109,12 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	}
 	rootPrefix := func(*http.Request) int { return 0 }
 	for _, rt := range promRoutes {
-		h.handle(rt.method+" "+orgBase+"/api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(orgPrefix, promAPI)))
-		h.handle(rt.method+" /api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(rootPrefix, promAPI)))
+		var api http.Handler = promAPI
+		if rt.scope == state.ScopeWrite {
+			api = storageStatus(promAPI)
+		}
+		h.handle(rt.method+" "+orgBase+"/api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(orgPrefix, api)))
+		h.handle(rt.method+" /api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(rootPrefix, api)))
 	}
 
 	ev := &eventsAPI{svc: opts.Events, now: h.now}

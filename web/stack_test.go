@@ -26,7 +26,19 @@ type testStack struct {
 
 var testOrgs = []string{"acme", "globex"}
 
-func newTestStack(t testing.TB) *testStack {
+// stackConfig adjusts a test stack.
+type stackConfig struct {
+	web    func(*Options)
+	limits storage.LimitOptions
+	// wrap wraps the embedded storage (inside the limits), e.g. to inject faults.
+	wrap func(storage.Backend) storage.Backend
+}
+
+func newTestStack(t testing.TB, configure ...func(*stackConfig)) *testStack {
+	var cfg stackConfig
+	for _, c := range configure {
+		c(&cfg)
+	}
 	dir := t.TempDir()
 	db, err := state.Open(filepath.Join(dir, "state.db"))
 	require.NoError(t, err)
@@ -43,14 +55,23 @@ func newTestStack(t testing.TB) *testStack {
 	}
 	logger := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	backend := storage.NewEmbedded(logger, reg, storage.EmbeddedOptions{Dir: filepath.Join(dir, "tsdb"), Retention: 24 * time.Hour, OutOfOrderWindow: 7 * 24 * time.Hour})
+	embedded := storage.NewEmbedded(logger, reg, storage.EmbeddedOptions{Dir: filepath.Join(dir, "tsdb"), Retention: 24 * time.Hour, OutOfOrderWindow: 7 * 24 * time.Hour})
+	var inner storage.Backend = embedded
+	if cfg.wrap != nil {
+		inner = cfg.wrap(embedded)
+	}
+	backend := storage.NewLimited(inner, reg, cfg.limits)
 	st.events = events.NewService(logger, reg, db, backend, events.Options{})
 	require.NoError(t, st.events.Recover(ctx))
 	go st.events.Run()
-	h := New(logger, reg, Options{
+	opts := Options{
 		Version: "test", MaxRequestBytes: 1 << 20, QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
 		State: db, Backend: backend, Events: st.events, Gatherer: reg,
-	})
+	}
+	if cfg.web != nil {
+		cfg.web(&opts)
+	}
+	h := New(logger, reg, opts)
 	h.SetReady()
 	st.handler = h
 	srv := httptest.NewServer(h)

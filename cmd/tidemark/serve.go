@@ -48,6 +48,9 @@ type serveCmd struct {
 	maxSamples      int
 	shutdownTimeout time.Duration
 	corsOrigin      string
+	maxSeries       uint64
+	tokenRPS        float64
+	tokenBurst      int
 	logLevel        string
 	logFormat       string
 
@@ -68,6 +71,9 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("web.max-request-bytes", "Largest request body accepted (413 beyond it).").Default("32MiB").BytesVar(&c.maxRequestBytes)
 	durationFlag(f("web.shutdown-timeout", "How long a shutdown waits for in-flight requests.").Default("30s"), &c.shutdownTimeout)
 	f("web.cors.origin", `Regexp of the Origins whose browsers may call the Prometheus API (e.g. 'https?://grafana\.example\.com'); empty: CORS off.`).Default("").StringVar(&c.corsOrigin)
+	f("limits.max-series-per-org", "Most active series an organization may have; writes that would create more are refused (400). 0: no limit.").Default("2000000").Uint64Var(&c.maxSeries)
+	f("limits.token-requests-per-second", "Requests per second each token may send; more are refused with 429 and Retry-After. 0: no limit.").Default("500").Float64Var(&c.tokenRPS)
+	f("limits.token-burst", "Requests a token may send at once above its rate.").Default("1000").IntVar(&c.tokenBurst)
 	f("storage.path", "Data directory: the state database and one TSDB per organization.").Default("./data").StringVar(&c.storagePath)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default("15d"), &c.retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default("0s"), &c.oooWindow)
@@ -188,11 +194,11 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		versioncollector.NewCollector("tidemark"),
 	)
 	ooo := max(c.oooWindow, c.eventsBackfill)
-	backend := storage.NewEmbedded(logger.With("component", "storage"), reg, storage.EmbeddedOptions{
+	backend := storage.NewLimited(storage.NewEmbedded(logger.With("component", "storage"), reg, storage.EmbeddedOptions{
 		Dir:              filepath.Join(c.storagePath, "tsdb"),
 		Retention:        c.retention,
 		OutOfOrderWindow: ooo,
-	})
+	}), reg, storage.LimitOptions{MaxSeriesPerOrg: c.maxSeries})
 	defer func() {
 		if err := backend.Close(); err != nil {
 			logger.Error("close storage", "err", err)
@@ -206,16 +212,18 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	}
 	evs := events.NewService(logger.With("component", "events"), reg, db, backend, evOpts)
 	handler := web.New(logger.With("component", "web"), reg, web.Options{
-		Version:         version,
-		MaxRequestBytes: int64(c.maxRequestBytes),
-		QueryTimeout:    c.queryTimeout,
-		LookbackDelta:   c.lookbackDelta,
-		MaxSamples:      c.maxSamples,
-		CORSOrigin:      cors,
-		State:           db,
-		Backend:         backend,
-		Events:          evs,
-		Gatherer:        reg,
+		Version:                version,
+		MaxRequestBytes:        int64(c.maxRequestBytes),
+		QueryTimeout:           c.queryTimeout,
+		LookbackDelta:          c.lookbackDelta,
+		MaxSamples:             c.maxSamples,
+		CORSOrigin:             cors,
+		TokenRequestsPerSecond: c.tokenRPS,
+		TokenBurst:             c.tokenBurst,
+		State:                  db,
+		Backend:                backend,
+		Events:                 evs,
+		Gatherer:               reg,
 	})
 
 	ln, err := net.Listen("tcp", c.listenAddress)

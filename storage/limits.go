@@ -1,0 +1,162 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
+)
+
+// ErrSeriesLimit is returned when a sample would create a series past the
+// organization's active-series limit.
+var ErrSeriesLimit = errors.New("active series limit reached")
+
+// SeriesCounter is implemented by an Org that knows its number of active
+// (in-memory) series.
+type SeriesCounter interface {
+	NumSeries() uint64
+}
+
+// LimitOptions are the per-organization storage limits.
+type LimitOptions struct {
+	// MaxSeriesPerOrg bounds the active series of an organization; 0: none.
+	MaxSeriesPerOrg uint64
+}
+
+// Limited is a Backend that enforces LimitOptions and reports write
+// failures to the request (see WithWriteReport).
+type Limited struct {
+	Backend
+	opts     LimitOptions
+	rejected prometheus.Counter
+}
+
+// NewLimited wraps b.
+func NewLimited(b Backend, reg prometheus.Registerer, opts LimitOptions) *Limited {
+	return &Limited{
+		Backend: b,
+		opts:    opts,
+		rejected: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name:        "tidemark_limit_rejections_total",
+			Help:        "Requests or samples refused by a limit.",
+			ConstLabels: prometheus.Labels{"limit": "max_series_per_org"},
+		}),
+	}
+}
+
+// Org implements Backend.
+func (l *Limited) Org(slug string) (Org, error) {
+	o, err := l.Backend.Org(slug)
+	if err != nil {
+		return nil, err
+	}
+	return limitedOrg{Org: o, l: l, slug: slug}, nil
+}
+
+type limitedOrg struct {
+	Org
+	l    *Limited
+	slug string
+}
+
+func (o limitedOrg) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
+	inner := o.Org.AppenderV2(ctx)
+	a := &limitedAppender{AppenderV2: inner, o: o, report: reportFrom(ctx)}
+	a.getRef, _ = inner.(promstorage.GetRef)
+	a.counter, _ = o.Org.(SeriesCounter)
+	if ex, ok := inner.(promstorage.ExemplarAppenderV2); ok {
+		return &limitedExemplarAppender{limitedAppender: a, ex: ex}
+	}
+	return a
+}
+
+type limitedAppender struct {
+	promstorage.AppenderV2
+	o       limitedOrg
+	getRef  promstorage.GetRef
+	counter SeriesCounter
+	report  *WriteReport
+}
+
+func (a *limitedAppender) Append(ref promstorage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts promstorage.AOptions) (promstorage.SeriesRef, error) {
+	if max := a.o.l.opts.MaxSeriesPerOrg; max > 0 && ref == 0 && a.getRef != nil && a.counter != nil {
+		if r, _ := a.getRef.GetRef(ls, ls.Hash()); r == 0 && a.counter.NumSeries() >= max {
+			a.o.l.rejected.Inc()
+			err := fmt.Errorf("%w: organization %q has %d active series, the limit (--limits.max-series-per-org); series %s was not created", ErrSeriesLimit, a.o.slug, max, ls.String())
+			a.report.record(err, nil)
+			return 0, err
+		}
+	}
+	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+}
+
+func (a *limitedAppender) Commit() error {
+	err := a.AppenderV2.Commit()
+	if err != nil {
+		a.report.record(nil, err)
+	}
+	return err
+}
+
+type limitedExemplarAppender struct {
+	*limitedAppender
+	ex promstorage.ExemplarAppenderV2
+}
+
+func (a *limitedExemplarAppender) AppendExemplars(ref promstorage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	return a.ex.AppendExemplars(ref, ls, es)
+}
+
+// WriteReport collects why a write through Prometheus's handlers failed,
+// so the HTTP layer can answer with the right status: handlers answer 500
+// to errors they do not know.
+type WriteReport struct {
+	mtx sync.Mutex
+	// Limit is set when a limit refused a sample.
+	Limit error
+	// Commit is set when the storage failed to commit (disk full, read-only).
+	Commit error
+}
+
+// record keeps the first limit and the first commit error.
+func (r *WriteReport) record(limit, commit error) {
+	if r == nil {
+		return
+	}
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	if r.Limit == nil {
+		r.Limit = limit
+	}
+	if r.Commit == nil {
+		r.Commit = commit
+	}
+}
+
+// Errors returns the recorded limit and commit errors.
+func (r *WriteReport) Errors() (limit, commit error) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	return r.Limit, r.Commit
+}
+
+type reportKey struct{}
+
+// WithWriteReport returns a context whose writes record their failures in
+// the returned report.
+func WithWriteReport(ctx context.Context) (context.Context, *WriteReport) {
+	r := &WriteReport{}
+	return context.WithValue(ctx, reportKey{}, r), r
+}
+
+func reportFrom(ctx context.Context) *WriteReport {
+	r, _ := ctx.Value(reportKey{}).(*WriteReport)
+	return r
+}
