@@ -172,3 +172,24 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTimestamp: no input panics; an accepted time round-trips through
+// RFC 3339 to the same millisecond.
+func FuzzParseTimestamp(f *testing.F) {
+	for _, s := range []string{"2026-11-25T09:00:00Z", "2026-11-25T10:00:00+01:00", "1795597200", "1795597200123", "1795597200.5", "", "x", "1e400", "-0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ms, err := ParseTimestamp(s)
+		if err != nil {
+			return
+		}
+		if ms < 0 {
+			t.Fatalf("%q parsed to a negative time %d", s, ms)
+		}
+		back, err := ParseTimestamp(time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
+		if err == nil && back != ms {
+			t.Fatalf("%q: %d does not round-trip (%d)", s, ms, back)
+		}
+	})
+}

@@ -36,6 +36,9 @@ func ParseTimestamp(s string) (int64, error) {
 	}
 	for _, layout := range timeLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
+			if t.Before(time.Unix(0, 0)) {
+				return 0, fmt.Errorf("before 1970")
+			}
 			return t.UnixMilli(), nil
 		}
 	}
