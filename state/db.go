@@ -2,9 +2,10 @@
 // hashed tokens and the change-event log.
 //
 // It uses SQLite (through the pure-Go modernc.org/sqlite driver) by default.
-// The SQL is kept to the subset that PostgreSQL accepts too: `?` placeholders
-// (rebound for pgx), TEXT and BIGINT columns, no AUTOINCREMENT, no
-// SQLite-only functions.
+// The SQL is kept to the subset that PostgreSQL accepts too: TEXT, BIGINT
+// and DOUBLE PRECISION columns, ON CONFLICT, partial indexes, application-
+// assigned keys instead of AUTOINCREMENT, no SQLite-only functions. Only the
+// `?` placeholders would need rebinding to `$n` for a PostgreSQL driver.
 package state
 
 import (
