@@ -300,9 +300,18 @@ func (s *Service) process(group []*request) {
 		ps = append(ps, p)
 		var undo []undoEntry
 		local := map[string]Result{}
+		keys := make([]string, len(req.events))
+		for i := range req.events {
+			keys[i] = dedupKey(&req.events[i])
+		}
+		stored, err := tx.FindDedups(req.org, keys)
+		if err != nil {
+			abort(err)
+			return
+		}
 		for i := range req.events {
 			ev := &req.events[i]
-			key := dedupKey(ev)
+			key := keys[i]
 			gk := req.org + "\xff" + key
 			if r, ok := local[gk]; ok {
 				p.results[i] = dup(r)
@@ -312,12 +321,7 @@ func (s *Service) process(group []*request) {
 				p.results[i] = dup(r)
 				continue
 			}
-			row, found, err := tx.FindDedup(req.org, key)
-			if err != nil {
-				abort(err)
-				return
-			}
-			if found {
+			if row, found := stored[key]; found {
 				p.results[i] = Result{ID: row.ID, Timestamp: formatTime(row.TS), Duplicate: true, Seq: row.Seq}
 				if !row.Committed && !replayed[row.Seq] {
 					// Its first write never reached the TSDB: do it now.
@@ -328,7 +332,7 @@ func (s *Service) process(group []*request) {
 				continue
 			}
 			seq++
-			nrow, err := s.newRow(req.org, seq, ev, start)
+			nrow, err := s.newRow(req.org, seq, ev, key, start)
 			if err != nil {
 				abort(err)
 				return
@@ -355,11 +359,9 @@ func (s *Service) process(group []*request) {
 			p.err = s.appendError(err)
 			continue
 		}
-		for _, row := range p.rows {
-			if err := tx.Insert(row); err != nil {
-				abort(err)
-				return
-			}
+		if err := tx.InsertMany(p.rows); err != nil {
+			abort(err)
+			return
 		}
 		for _, pr := range p.pairs {
 			if err := tx.ClosePair(pr[0], pr[1], pr[2]); err != nil {
@@ -472,7 +474,7 @@ func (s *Service) appendError(err error) error {
 	return ErrUnavailable
 }
 
-func (s *Service) newRow(org string, seq int64, ev *Event, received time.Time) (*state.EventRow, error) {
+func (s *Service) newRow(org string, seq int64, ev *Event, key string, received time.Time) (*state.EventRow, error) {
 	id := ev.ID
 	if id == "" {
 		id = newID(received)
@@ -491,7 +493,7 @@ func (s *Service) newRow(org string, seq int64, ev *Event, received time.Time) (
 		Seq:        seq,
 		Org:        org,
 		ID:         id,
-		DedupKey:   dedupKey(ev),
+		DedupKey:   key,
 		Name:       ev.Name,
 		State:      string(ev.State),
 		TS:         ev.Time,

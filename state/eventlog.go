@@ -78,10 +78,8 @@ func boolInt(b bool) int {
 // EventTx is a write transaction on the event log. It is used by one
 // goroutine at a time.
 type EventTx struct {
-	ctx    context.Context
-	tx     *sql.Tx
-	insert *sql.Stmt
-	dedup  *sql.Stmt
+	ctx context.Context
+	tx  *sql.Tx
 }
 
 // BeginEvents starts a write transaction on the event log.
@@ -90,33 +88,47 @@ func (s *DB) BeginEvents(ctx context.Context) (*EventTx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin event log transaction: %w", err)
 	}
-	t := &EventTx{ctx: ctx, tx: tx}
-	if t.insert, err = tx.PrepareContext(ctx, `INSERT INTO change_events (`+eventColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
-		tx.Rollback()
-		return nil, err
-	}
-	if t.dedup, err = tx.PrepareContext(ctx, `SELECT `+eventColumns+` FROM change_events WHERE org = ? AND dedup_key = ?`); err != nil {
-		tx.Rollback()
-		return nil, err
-	}
-	return t, nil
+	return &EventTx{ctx: ctx, tx: tx}, nil
 }
 
-// FindDedup returns the event stored under an organization's dedup key.
-func (t *EventTx) FindDedup(org, key string) (EventRow, bool, error) {
-	r, err := scanEvent(t.dedup.QueryRowContext(t.ctx, org, key))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, false, nil
+// FindDedups returns the events stored under any of an organization's dedup
+// keys, by key.
+func (t *EventTx) FindDedups(org string, keys []string) (map[string]EventRow, error) {
+	out := make(map[string]EventRow)
+	const chunk = 500
+	for i := 0; i < len(keys); i += chunk {
+		part := keys[i:min(i+chunk, len(keys))]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, org)
+		for _, k := range part {
+			args = append(args, k)
+		}
+		rows, err := queryEvents(t.ctx, t.tx, `WHERE org = ? AND dedup_key IN (?`+strings.Repeat(`, ?`, len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("look up duplicate events: %w", err)
+		}
+		for _, r := range rows {
+			out[r.DedupKey] = r
+		}
 	}
-	return r, err == nil, err
+	return out, nil
 }
 
-// Insert adds an event row.
-func (t *EventTx) Insert(r *EventRow) error {
-	_, err := t.insert.ExecContext(t.ctx, r.Seq, r.Org, r.ID, r.DedupKey, r.Name, r.State, r.TS, r.Value, r.Labels, r.PairKey,
-		r.Body, r.Metadata, r.Links, r.ReceivedAt, r.PairSeq, r.DurationMS, boolInt(r.Open), boolInt(r.Committed))
-	if err != nil {
-		return fmt.Errorf("insert change event %q: %w", r.ID, err)
+// InsertMany adds event rows, several per statement.
+func (t *EventTx) InsertMany(rs []*EventRow) error {
+	const perStatement = 50 // 18 columns: 900 parameters, under SQLite's and PostgreSQL's limits.
+	tuple := `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	for i := 0; i < len(rs); i += perStatement {
+		part := rs[i:min(i+perStatement, len(rs))]
+		args := make([]any, 0, 18*len(part))
+		for _, r := range part {
+			args = append(args, r.Seq, r.Org, r.ID, r.DedupKey, r.Name, r.State, r.TS, r.Value, r.Labels, r.PairKey,
+				r.Body, r.Metadata, r.Links, r.ReceivedAt, r.PairSeq, r.DurationMS, boolInt(r.Open), boolInt(r.Committed))
+		}
+		q := `INSERT INTO change_events (` + eventColumns + `) VALUES ` + tuple + strings.Repeat(`, `+tuple, len(part)-1)
+		if _, err := t.tx.ExecContext(t.ctx, q, args...); err != nil {
+			return fmt.Errorf("insert %d change events: %w", len(part), err)
+		}
 	}
 	return nil
 }
@@ -128,18 +140,10 @@ func (t *EventTx) ClosePair(startSeq, stopSeq, durationMS int64) error {
 }
 
 // Commit commits the transaction.
-func (t *EventTx) Commit() error {
-	defer t.insert.Close()
-	defer t.dedup.Close()
-	return t.tx.Commit()
-}
+func (t *EventTx) Commit() error { return t.tx.Commit() }
 
 // Rollback aborts the transaction.
-func (t *EventTx) Rollback() error {
-	defer t.insert.Close()
-	defer t.dedup.Close()
-	return t.tx.Rollback()
-}
+func (t *EventTx) Rollback() error { return t.tx.Rollback() }
 
 // MarkCommitted records that the samples of the events seqs are in the TSDB.
 func (s *DB) MarkCommitted(ctx context.Context, seqs []int64) error {
