@@ -25,14 +25,15 @@ type hookAnswer struct {
 	Events  []events.Result `json:"events,omitempty"`
 }
 
-func decodeStrict(r *http.Request, what string, v any) error {
+// decodeHook decodes a notification. Unknown fields are ignored: the
+// payloads are the tools' (Flagger adds fields such as checksum between
+// versions) or templates users extend.
+func decodeHook(r *http.Request, what string, v any) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
 		return errorf(http.StatusBadRequest, what+": "+strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
@@ -43,6 +44,7 @@ type flaggerEvent struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace"`
 	Phase     string            `json:"phase"`
+	Checksum  string            `json:"checksum"`
 	Metadata  map[string]string `json:"metadata"`
 }
 
@@ -52,7 +54,7 @@ type flaggerEvent struct {
 func (a *eventsAPI) flaggerHook(r *http.Request) (any, error) {
 	org, _ := storage.OrgFrom(r.Context())
 	var fe flaggerEvent
-	if err := decodeStrict(r, "flagger event", &fe); err != nil {
+	if err := decodeHook(r, "flagger event", &fe); err != nil {
 		return nil, err
 	}
 	if fe.Name == "" || fe.Namespace == "" {
@@ -68,6 +70,9 @@ func (a *eventsAPI) flaggerHook(r *http.Request) (any, error) {
 	}
 	attrs := map[string]string{"canary": fe.Name, "namespace": fe.Namespace}
 	meta := map[string]any{"source": "flagger"}
+	if fe.Checksum != "" {
+		meta["checksum"] = fe.Checksum
+	}
 	for k, v := range fe.Metadata {
 		meta[k] = v
 	}
@@ -129,7 +134,7 @@ func rolloutOutcome(n rolloutNotification) string {
 func (a *eventsAPI) argoRolloutsHook(r *http.Request) (any, error) {
 	org, _ := storage.OrgFrom(r.Context())
 	var n rolloutNotification
-	if err := decodeStrict(r, "rollout notification", &n); err != nil {
+	if err := decodeHook(r, "rollout notification", &n); err != nil {
 		return nil, err
 	}
 	if n.Rollout == "" || n.Namespace == "" {

@@ -1,0 +1,3 @@
+module github.com/tidemark/tidemark/examples/argo-rollouts/sample-app
+
+go 1.26.7
