@@ -30,6 +30,7 @@ func main() {
 	serve := newServeCmd(app)
 	ev := newEventCmd(app)
 	adm := newAdminCmd(app)
+	an := newAnalyzeCmd(app)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {
@@ -44,6 +45,8 @@ func main() {
 		code = ev.run(cmd)
 	case adm.handles(cmd):
 		code = adm.run(cmd)
+	case an.handles(cmd):
+		code = an.run()
 	default:
 		fmt.Fprintf(os.Stderr, "tidemark: unknown command %q\n", cmd)
 		code = exitRejected
