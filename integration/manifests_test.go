@@ -116,6 +116,7 @@ func TestExampleManifests(t *testing.T) {
 			"AnalysisTemplate/tidemark-canary-vs-stable",
 			"AnalysisTemplate/tidemark-stage-event",
 		},
+		"argo-rollouts/analysis-template-judge.yaml": {"AnalysisTemplate/tidemark-judge", "AnalysisTemplate/tidemark-judge-post"},
 		"argo-rollouts/notifications.yaml":        {"ConfigMap/argo-rollouts-notification-configmap", "Secret/argo-rollouts-notification-secret"},
 		"argo-rollouts/prometheus-agent.yaml":     {"ServiceAccount/prometheus-agent", "Role/prometheus-agent", "RoleBinding/prometheus-agent", "ConfigMap/prometheus-agent", "Deployment/prometheus-agent"},
 		"argo-rollouts/sample-app.yaml":           {"Service/sample-app", "Rollout/sample-app", "Deployment/sample-app-load"},

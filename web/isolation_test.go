@@ -61,6 +61,10 @@ func matrixRoutes() []matrixRoute {
 			return []byte(`[{"event_name":"matrix-` + org + `","event_state":"stop","attributes":{"by":"` + org + `"}}]`), "application/json"
 		}},
 		{name: "events GET", method: "GET", path: "/change_events", events: true, scope: state.ScopeRead},
+		{name: "analysis POST", method: "POST", path: "/analysis", events: true, scope: state.ScopeRead, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"window":{"start":"now-10m","end":"now"},"record":false,"metrics":[{"name":"m","canary":"vector(1)","baseline":"vector(1)"}]}`), "application/json"
+		}},
+		{name: "analysis GET", method: "GET", path: "/analysis?start=now-10m&end=now&name=m&canary=vector(1)&baseline=vector(1)&record=false", events: true, scope: state.ScopeRead},
 		{name: "annotations POST", method: "POST", path: "/api/annotations", root: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
 			return []byte(`{"tags":["matrix-` + org + `","by:` + org + `"]}`), "application/json"
 		}},
