@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tidemark/tidemark/state"
@@ -19,6 +22,7 @@ import (
 // Config is the configuration file.
 type Config struct {
 	Organizations []Organization `yaml:"organizations"`
+	Alerting      Alerting       `yaml:"alerting"`
 }
 
 // Organization declares an organization and its tokens.
@@ -63,6 +67,9 @@ func Parse(b []byte, baseDir string) (*Config, error) {
 	}
 	if err := c.resolve(baseDir); err != nil {
 		return nil, err
+	}
+	if err := c.Alerting.resolve(baseDir); err != nil {
+		return nil, fmt.Errorf("alerting.%w", err)
 	}
 	return c, nil
 }
@@ -129,4 +136,122 @@ func (c *Config) StateTokens() ([]string, []state.ConfigToken) {
 		}
 	}
 	return orgs, toks
+}
+
+// Alerting configures rule evaluation and alert delivery.
+type Alerting struct {
+	// AlertmanagerURLs are Alertmanagers' base URLs; alerts are posted to
+	// their v2 API (POST <url>/api/v2/alerts). User and password in a URL
+	// are sent as basic auth.
+	AlertmanagerURLs []string `yaml:"alertmanager_urls"`
+	// WebhookURLs receive a plain JSON POST of the alerts.
+	WebhookURLs   []string      `yaml:"webhook_urls"`
+	ChangeContext ChangeContext `yaml:"change_context"`
+	// RuleFiles are Prometheus rule files by organization slug: file
+	// paths or globs, relative to the config file's directory.
+	RuleFiles map[string][]string `yaml:"rule_files"`
+	// EvaluationInterval is the interval of groups that set none.
+	EvaluationInterval model.Duration `yaml:"evaluation_interval"`
+	// ResendDelay is how long an alert waits before it is sent again.
+	ResendDelay model.Duration `yaml:"resend_delay"`
+	// ForGracePeriod and OutageTolerance restore the `for` state of
+	// pending alerts after a restart, as Prometheus's
+	// --rules.alert.for-grace-period and --rules.alert.for-outage-tolerance.
+	ForGracePeriod  model.Duration `yaml:"for_grace_period"`
+	OutageTolerance model.Duration `yaml:"outage_tolerance"`
+	// SyncInterval is how often rule groups are read again from the state
+	// database (the ruler API) and the rule files.
+	SyncInterval model.Duration `yaml:"sync_interval"`
+	// ExternalURL is the URL alerts link back to (their generator URL);
+	// empty means http://<hostname>:<listen port>.
+	ExternalURL string `yaml:"external_url"`
+}
+
+// ChangeContext configures the change events an alert carries.
+type ChangeContext struct {
+	// Lookback is how long before an alert's start an event is still
+	// context.
+	Lookback model.Duration `yaml:"lookback"`
+	// MatchLabels are the labels an event shares with an alert to be its
+	// context: one of them with the same value on both is enough. An empty
+	// list (written as []) turns the context off.
+	MatchLabels []string `yaml:"match_labels"`
+	// MaxEvents is the most events one alert carries, newest first.
+	MaxEvents int `yaml:"max_events"`
+}
+
+// defaultMatchLabels are the labels that tie a change event to an alert
+// unless match_labels says otherwise.
+func defaultMatchLabels() []string { return []string{"service", "namespace", "env", "app"} }
+
+// DefaultAlerting returns the alerting settings a missing or empty
+// alerting section means.
+func DefaultAlerting() Alerting {
+	a := Alerting{}
+	a.resolve("")
+	return a
+}
+
+func (a *Alerting) resolve(baseDir string) error {
+	defaults := []struct {
+		d   *model.Duration
+		def time.Duration
+	}{
+		{&a.EvaluationInterval, time.Minute},
+		{&a.ResendDelay, time.Minute},
+		{&a.ForGracePeriod, 10 * time.Minute},
+		{&a.OutageTolerance, time.Hour},
+		{&a.SyncInterval, 10 * time.Second},
+		{&a.ChangeContext.Lookback, 30 * time.Minute},
+	}
+	for _, d := range defaults {
+		if *d.d == 0 {
+			*d.d = model.Duration(d.def)
+		}
+	}
+	if a.ChangeContext.MatchLabels == nil {
+		a.ChangeContext.MatchLabels = defaultMatchLabels()
+	}
+	if a.ChangeContext.MaxEvents == 0 {
+		a.ChangeContext.MaxEvents = 10
+	}
+	if a.ChangeContext.MaxEvents < 0 {
+		return fmt.Errorf("change_context.max_events: %d is not accepted; accepted: 1 or more", a.ChangeContext.MaxEvents)
+	}
+	for i, l := range a.ChangeContext.MatchLabels {
+		if !model.LegacyValidation.IsValidLabelName(l) {
+			return fmt.Errorf("change_context.match_labels[%d]: %q is not accepted; accepted: a label name [a-zA-Z_][a-zA-Z0-9_]*", i, l)
+		}
+	}
+	for _, list := range []struct {
+		field string
+		urls  []string
+	}{{"alertmanager_urls", a.AlertmanagerURLs}, {"webhook_urls", a.WebhookURLs}} {
+		for i, raw := range list.urls {
+			u, err := url.Parse(raw)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%s[%d]: %q is not accepted; accepted: an http:// or https:// URL with a host", list.field, i, raw)
+			}
+		}
+	}
+	if a.ExternalURL != "" {
+		u, err := url.Parse(a.ExternalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("external_url: %q is not accepted; accepted: an http:// or https:// URL with a host", a.ExternalURL)
+		}
+	}
+	for org, files := range a.RuleFiles {
+		if err := storage.ValidSlug(org); err != nil {
+			return fmt.Errorf("rule_files: %w", err)
+		}
+		for i, f := range files {
+			if _, err := filepath.Match(f, ""); err != nil {
+				return fmt.Errorf("rule_files.%s[%d]: %q is not a valid file pattern: %w", org, i, f, err)
+			}
+			if !filepath.IsAbs(f) && baseDir != "" {
+				files[i] = filepath.Join(baseDir, f)
+			}
+		}
+	}
+	return nil
 }

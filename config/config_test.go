@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark/tidemark/state"
@@ -71,4 +73,64 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseAlerting(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Parse([]byte(`
+alerting:
+  alertmanager_urls: ["http://am-0:9093", "https://user:pw@am.example/prefix"]
+  webhook_urls: ["https://hooks.example/tidemark?token=x"]
+  evaluation_interval: 30s
+  for_grace_period: 1m
+  rule_files:
+    acme: ["rules/*.yml", "/etc/tidemark/acme.yml"]
+  change_context:
+    lookback: 1h
+    match_labels: [service, cluster]
+`), dir)
+	require.NoError(t, err)
+	a := c.Alerting
+	require.Equal(t, []string{"http://am-0:9093", "https://user:pw@am.example/prefix"}, a.AlertmanagerURLs)
+	require.Equal(t, model.Duration(30*time.Second), a.EvaluationInterval)
+	require.Equal(t, model.Duration(time.Minute), a.ForGracePeriod)
+	require.Equal(t, model.Duration(time.Minute), a.ResendDelay, "default")
+	require.Equal(t, model.Duration(time.Hour), a.OutageTolerance, "default")
+	require.Equal(t, []string{filepath.Join(dir, "rules/*.yml"), "/etc/tidemark/acme.yml"}, a.RuleFiles["acme"], "relative to the config file")
+	require.Equal(t, model.Duration(time.Hour), a.ChangeContext.Lookback)
+	require.Equal(t, []string{"service", "cluster"}, a.ChangeContext.MatchLabels)
+	require.Equal(t, 10, a.ChangeContext.MaxEvents)
+
+	// No section: the defaults, as with no config file.
+	c, err = Parse([]byte("organizations: []\n"), dir)
+	require.NoError(t, err)
+	require.Equal(t, DefaultAlerting(), c.Alerting)
+	d := DefaultAlerting()
+	require.Equal(t, model.Duration(30*time.Minute), d.ChangeContext.Lookback)
+	require.Equal(t, []string{"service", "namespace", "env", "app"}, d.ChangeContext.MatchLabels)
+	require.Equal(t, model.Duration(10*time.Minute), d.ForGracePeriod)
+	require.Equal(t, model.Duration(10*time.Second), d.SyncInterval)
+
+	// match_labels: [] turns the context off.
+	c, err = Parse([]byte("alerting: {change_context: {match_labels: []}}\n"), dir)
+	require.NoError(t, err)
+	require.Empty(t, c.Alerting.ChangeContext.MatchLabels)
+	require.NotNil(t, c.Alerting.ChangeContext.MatchLabels)
+
+	for _, tc := range []struct{ name, yaml, errHas string }{
+		{"unknown field", "alerting: {alertmanagers: []}", "field alertmanagers not found"},
+		{"bad alertmanager url", "alerting: {alertmanager_urls: ['am:9093']}", `alerting.alertmanager_urls[0]: "am:9093" is not accepted`},
+		{"bad webhook url", "alerting: {webhook_urls: ['ftp://x']}", `alerting.webhook_urls[0]: "ftp://x" is not accepted`},
+		{"bad external url", "alerting: {external_url: 'tidemark'}", `alerting.external_url: "tidemark" is not accepted`},
+		{"bad match label", "alerting: {change_context: {match_labels: [service, 'k8s.app']}}", `alerting.change_context.match_labels[1]: "k8s.app" is not accepted`},
+		{"negative max events", "alerting: {change_context: {max_events: -1}}", "alerting.change_context.max_events"},
+		{"bad duration", "alerting: {change_context: {lookback: soon}}", "soon"},
+		{"bad org", "alerting: {rule_files: {Acme: [x.yml]}}", `alerting.rule_files: organization slug "Acme" is not accepted`},
+		{"bad pattern", "alerting: {rule_files: {acme: ['rules/[.yml']}}", `alerting.rule_files.acme[0]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), t.TempDir())
+			require.ErrorContains(t, err, tc.errHas)
+		})
+	}
 }

@@ -100,6 +100,17 @@ var migrations = []string{
 	CREATE INDEX change_events_name_ts ON change_events (org, name, ts, seq);
 	CREATE INDEX change_events_open ON change_events (open) WHERE open = 1;
 	CREATE INDEX change_events_uncommitted ON change_events (committed) WHERE committed = 0;`,
+
+	// rule_groups holds the rule groups of the ruler API: one Prometheus
+	// rule group per row, as YAML, by organization, namespace and name.
+	`CREATE TABLE rule_groups (
+		org        TEXT NOT NULL REFERENCES organizations(slug),
+		namespace  TEXT NOT NULL,
+		name       TEXT NOT NULL,
+		body       TEXT NOT NULL,
+		updated_at BIGINT NOT NULL,
+		PRIMARY KEY (org, namespace, name)
+	);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

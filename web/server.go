@@ -142,6 +142,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		w.Write([]byte("Tidemark is Ready.\n"))
 	}))
 	h.handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	h.registerRuler()
 	h.registerAnalysis()
 	h.handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)

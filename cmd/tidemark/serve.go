@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/prometheus/rules"
 
+	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/state"
@@ -77,7 +79,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("storage.path", "Data directory: the state database and one TSDB per organization.").Default("./data").StringVar(&c.storagePath)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default("15d"), &c.retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default("0s"), &c.oooWindow)
-	f("config.file", "Optional YAML configuration file (organizations and tokens).").StringVar(&c.configFile)
+	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting).").StringVar(&c.configFile)
 	durationFlag(f("query.timeout", "Maximum time a query may take.").Default("2m"), &c.queryTimeout)
 	durationFlag(f("query.lookback-delta", "How far back PromQL looks for a sample.").Default("5m"), &c.lookbackDelta)
 	f("query.max-samples", "Most samples a query may load into memory.").Default("50000000").IntVar(&c.maxSamples)
@@ -168,6 +170,13 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 			return err
 		}
 	}
+	alertCfg := config.DefaultAlerting()
+	if cfg != nil {
+		alertCfg = cfg.Alerting
+	}
+	if err := alerting.CheckRuleFiles(alertCfg.RuleFiles); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.storagePath, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -211,6 +220,38 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		}
 	}
 	evs := events.NewService(logger.With("component", "events"), reg, db, backend, evOpts)
+	senders, err := alertSenders(logger, reg, alertCfg)
+	if err != nil {
+		return err
+	}
+	ruleSenders := make([]rules.Sender, 0, len(senders))
+	for _, s := range senders {
+		ruleSenders = append(ruleSenders, s)
+	}
+	ruleMgr, err := alerting.New(logger.With("component", "rules"), reg, alerting.Options{
+		Store:              db,
+		Backend:            backend,
+		Events:             evs,
+		Senders:            ruleSenders,
+		RuleFiles:          alertCfg.RuleFiles,
+		EvaluationInterval: time.Duration(alertCfg.EvaluationInterval),
+		ResendDelay:        time.Duration(alertCfg.ResendDelay),
+		ForGracePeriod:     time.Duration(alertCfg.ForGracePeriod),
+		OutageTolerance:    time.Duration(alertCfg.OutageTolerance),
+		SyncInterval:       time.Duration(alertCfg.SyncInterval),
+		ExternalURL:        externalURL(alertCfg.ExternalURL, c.listenAddress),
+		QueryTimeout:       c.queryTimeout,
+		LookbackDelta:      c.lookbackDelta,
+		MaxSamples:         c.maxSamples,
+		Context: alerting.ContextOptions{
+			Lookback:    time.Duration(alertCfg.ChangeContext.Lookback),
+			MatchLabels: alertCfg.ChangeContext.MatchLabels,
+			MaxEvents:   alertCfg.ChangeContext.MaxEvents,
+		},
+	})
+	if err != nil {
+		return err
+	}
 	handler := web.New(logger.With("component", "web"), reg, web.Options{
 		Version:                version,
 		MaxRequestBytes:        int64(c.maxRequestBytes),
@@ -223,6 +264,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		State:                  db,
 		Backend:                backend,
 		Events:                 evs,
+		Rules:                  ruleMgr.Retriever,
 		Gatherer:               reg,
 	})
 
@@ -232,6 +274,8 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	httpDone := make(chan struct{})
+	recovered := make(chan struct{})
+	rulesDone := make(chan struct{})
 
 	var g run.Group
 	{
@@ -274,6 +318,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 			if err := evs.Recover(ctx); err != nil {
 				return fmt.Errorf("recover change events: %w", err)
 			}
+			close(recovered)
 			select {
 			case <-stop:
 				return nil
@@ -289,7 +334,80 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 			evs.Stop()
 		})
 	}
+	{
+		// The rules of every organization: evaluated once the storage has
+		// recovered, stopped after the HTTP server has drained.
+		stop := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-recovered:
+			case <-stop:
+				return nil
+			}
+			ruleMgr.Run()
+			return nil
+		}, func(error) {
+			<-httpDone
+			close(stop)
+			ruleMgr.Stop()
+			close(rulesDone)
+		})
+	}
+	for _, s := range senders {
+		// Alertmanagers and webhooks: they deliver what the last
+		// evaluations queued, then stop.
+		g.Add(func() error {
+			s.Run()
+			return nil
+		}, func(error) {
+			<-rulesDone
+			s.Stop()
+		})
+	}
 	return g.Run()
+}
+
+// alertSender is where alerts go: Alertmanagers or webhooks.
+type alertSender interface {
+	rules.Sender
+	Run()
+	Stop()
+}
+
+func alertSenders(logger *slog.Logger, reg prometheus.Registerer, cfg config.Alerting) ([]alertSender, error) {
+	var out []alertSender
+	if len(cfg.AlertmanagerURLs) > 0 {
+		ams, err := alerting.NewAlertmanagers(logger.With("component", "notifier"), reg, alerting.AlertmanagerOptions{URLs: cfg.AlertmanagerURLs})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ams)
+	}
+	if len(cfg.WebhookURLs) > 0 {
+		hooks, err := alerting.NewWebhooks(logger.With("component", "webhooks"), reg, alerting.WebhookOptions{URLs: cfg.WebhookURLs})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hooks)
+	}
+	return out, nil
+}
+
+// externalURL is the configured external URL, or http://<hostname>:<port>
+// as Prometheus's default.
+func externalURL(configured, listen string) string {
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" {
+		port = "9470"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // bootstrap creates organization "default" and an admin token on a first

@@ -1,0 +1,373 @@
+// Package alerting evaluates every organization's recording and alerting
+// rules with Prometheus's rules manager, and sends their alerts, with the
+// change events around them, to Alertmanagers and webhooks.
+//
+// Each organization has its own rules.Manager: its own TSDB as the
+// Queryable and AppendableV2 (ALERTS and ALERTS_FOR_STATE land there), its
+// own NotifyFunc (which adds the org label), its own metrics (label org)
+// and its own restore of pending alerts after a restart. One manager for
+// every organization cannot work: Prometheus evaluates all groups of a
+// manager with the one context and storage of its options.
+//
+// Rule groups come from the ruler API (state.DB, one source per namespace)
+// and from rule files named in the config (one source per file). Manager
+// reads both every SyncInterval and updates an organization's manager when
+// its sources changed, as Mimir's ruler polls its rule store; a change
+// through the API is thus in effect within one interval (hence the API's
+// 202 Accepted).
+package alerting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+
+	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/storage"
+)
+
+// RuleStore holds the rule groups of the ruler API; *state.DB implements
+// it. It is safe for concurrent use.
+type RuleStore interface {
+	RuleGroups(ctx context.Context, q state.RuleGroupQuery) ([]state.RuleGroupRow, error)
+	OrgExists(ctx context.Context, slug string) (bool, error)
+}
+
+// Options configures the Manager.
+type Options struct {
+	Store   RuleStore
+	Backend storage.Backend
+	Events  EventLister
+	// Senders receive every alert to send, with the org label and the
+	// change context added (see Alertmanagers and Webhooks).
+	Senders []rules.Sender
+	// RuleFiles are rule file paths or globs by organization.
+	RuleFiles map[string][]string
+
+	// EvaluationInterval is the interval of groups that set none.
+	EvaluationInterval time.Duration
+	// ResendDelay is how long a firing alert waits to be sent again.
+	ResendDelay time.Duration
+	// ForGracePeriod and OutageTolerance govern the restore of pending
+	// alerts after a restart, as in Prometheus.
+	ForGracePeriod  time.Duration
+	OutageTolerance time.Duration
+	// SyncInterval is how often rule groups are read again.
+	SyncInterval time.Duration
+	// ExternalURL is the base of the alerts' generator URLs and the
+	// templates' $externalURL.
+	ExternalURL string
+
+	QueryTimeout  time.Duration
+	LookbackDelta time.Duration
+	MaxSamples    int
+
+	Context ContextOptions
+}
+
+// Manager runs the rules of every organization. Its methods are safe for
+// concurrent use.
+type Manager struct {
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	opts   Options
+	engine *promql.Engine
+	parser parser.Parser
+	extURL *url.URL
+	finder *contextFinder
+	files  fileCache
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// syncMtx orders Sync and Stop; it guards stopped and missing.
+	syncMtx sync.Mutex
+	stopped bool
+	missing map[string]bool // organizations of rule files that do not exist, logged once
+
+	mtx  sync.RWMutex
+	orgs map[string]*orgRules
+
+	quit     chan struct{}
+	stopOnce sync.Once
+
+	syncFailures prometheus.Counter
+	notified     *prometheus.CounterVec
+}
+
+// orgRules is the rules manager of one organization.
+type orgRules struct {
+	slug   string
+	mgr    *rules.Manager
+	loader *groupLoader
+	digest string        // of the sources last loaded; owned by Sync
+	done   chan struct{} // closed when mgr.Run has returned
+}
+
+// New returns a Manager. Call Run to start evaluating, Stop to end.
+func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager, error) {
+	if opts.EvaluationInterval <= 0 {
+		opts.EvaluationInterval = time.Minute
+	}
+	if opts.ResendDelay <= 0 {
+		opts.ResendDelay = time.Minute
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = 10 * time.Second
+	}
+	if opts.Context.Lookback <= 0 {
+		opts.Context.Lookback = 30 * time.Minute
+	}
+	if opts.Context.MaxEvents <= 0 {
+		opts.Context.MaxEvents = 10
+	}
+	ext, err := url.Parse(opts.ExternalURL)
+	if err != nil {
+		return nil, fmt.Errorf("external URL %q: %w", opts.ExternalURL, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		logger: logger,
+		reg:    reg,
+		opts:   opts,
+		parser: parser.NewParser(parser.Options{}),
+		extURL: ext,
+		finder: newContextFinder(opts.Events, opts.Context),
+		ctx:    ctx,
+		cancel: cancel,
+		orgs:   map[string]*orgRules{},
+		quit:   make(chan struct{}),
+	}
+	interval := opts.EvaluationInterval.Milliseconds()
+	// The engine of rule evaluation. It registers no metrics: the query
+	// API's engine has them under the same names.
+	m.engine = promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger.With("component", "rule query engine"),
+		MaxSamples:               opts.MaxSamples,
+		Timeout:                  opts.QueryTimeout,
+		LookbackDelta:            opts.LookbackDelta,
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return interval },
+		Parser:                   m.parser,
+	})
+	f := promauto.With(reg)
+	m.syncFailures = f.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_rule_sync_failures_total",
+		Help: "Reads of the rule groups (state database and rule files) that failed.",
+	})
+	m.notified = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "tidemark_alerts_notified_total",
+		Help: "Alerts handed to the Alertmanagers and webhooks, by organization.",
+	}, []string{"org"})
+	return m, nil
+}
+
+// Run reads the rule groups at once and every SyncInterval until Stop.
+func (m *Manager) Run() {
+	if err := m.Sync(m.ctx); err != nil {
+		m.logger.Error("load rule groups", "err", err)
+	}
+	t := time.NewTicker(m.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-t.C:
+			if err := m.Sync(m.ctx); err != nil {
+				m.logger.Error("load rule groups", "err", err)
+			}
+		}
+	}
+}
+
+// Stop ends Run and every organization's evaluation, waiting for
+// evaluations in progress (and the alerts they send) to finish.
+func (m *Manager) Stop() {
+	m.stopOnce.Do(func() { close(m.quit) })
+	m.syncMtx.Lock()
+	defer m.syncMtx.Unlock()
+	if m.stopped {
+		return
+	}
+	m.stopped = true
+	m.mtx.RLock()
+	orgs := make([]*orgRules, 0, len(m.orgs))
+	for _, o := range m.orgs {
+		orgs = append(orgs, o)
+	}
+	m.mtx.RUnlock()
+	var wg sync.WaitGroup
+	for _, o := range orgs {
+		wg.Go(func() {
+			o.mgr.Stop()
+			<-o.done
+		})
+	}
+	wg.Wait()
+	m.cancel()
+}
+
+// Sync reads the rule groups of every organization and loads those that
+// changed. Run calls it every SyncInterval; tests call it directly.
+func (m *Manager) Sync(ctx context.Context) error {
+	m.syncMtx.Lock()
+	defer m.syncMtx.Unlock()
+	if m.stopped {
+		return nil
+	}
+	rows, err := m.opts.Store.RuleGroups(ctx, state.RuleGroupQuery{})
+	if err != nil {
+		m.syncFailures.Inc()
+		return fmt.Errorf("read rule groups: %w", err)
+	}
+	byOrg := map[string][]state.RuleGroupRow{}
+	for _, r := range rows {
+		byOrg[r.Org] = append(byOrg[r.Org], r)
+	}
+	orgSet := map[string]bool{}
+	for org := range byOrg {
+		orgSet[org] = true
+	}
+	for org := range m.opts.RuleFiles {
+		orgSet[org] = true
+	}
+	m.mtx.RLock()
+	for org := range m.orgs {
+		orgSet[org] = true
+	}
+	m.mtx.RUnlock()
+	slugs := make([]string, 0, len(orgSet))
+	for org := range orgSet {
+		slugs = append(slugs, org)
+	}
+	sort.Strings(slugs)
+
+	var errs []error
+	for _, org := range slugs {
+		if err := m.syncOrg(ctx, org, byOrg[org]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		m.syncFailures.Inc()
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) syncOrg(ctx context.Context, org string, rows []state.RuleGroupRow) error {
+	logger := m.logger.With("org", org)
+	srcs := m.files.fileSources(logger, m.parser, org, m.opts.RuleFiles[org])
+	isFile := map[string]bool{}
+	for _, s := range srcs {
+		isFile[s.id] = true
+	}
+	for _, s := range namespaceSources(logger, m.parser, rows) {
+		if isFile[s.id] {
+			logger.Error("rule namespace has the name of a rule file; skipped", "namespace", s.id)
+			continue
+		}
+		srcs = append(srcs, s)
+	}
+
+	m.mtx.RLock()
+	o := m.orgs[org]
+	m.mtx.RUnlock()
+	if o == nil {
+		if len(srcs) == 0 {
+			return nil
+		}
+		if len(rows) == 0 {
+			// Only rule files name this organization: it must exist.
+			ok, err := m.opts.Store.OrgExists(ctx, org)
+			if err != nil {
+				return fmt.Errorf("check organization %q: %w", org, err)
+			}
+			if !ok {
+				if m.missing == nil {
+					m.missing = map[string]bool{}
+				}
+				if !m.missing[org] {
+					logger.Error("rule files name an organization that does not exist; create it with 'tidemark org create'")
+					m.missing[org] = true
+				}
+				return nil
+			}
+		}
+		var err error
+		if o, err = m.newOrg(org); err != nil {
+			return err
+		}
+	}
+	digest := digestOf(srcs)
+	if digest == o.digest {
+		return nil
+	}
+	o.loader.set(srcs)
+	ids := make([]string, 0, len(srcs))
+	groups := 0
+	for _, s := range srcs {
+		ids = append(ids, s.id)
+		groups += len(s.groups.Groups)
+	}
+	if err := o.mgr.Update(m.opts.EvaluationInterval, ids, labels.FromStrings("org", org), m.extURL.String(), nil); err != nil {
+		return fmt.Errorf("load rule groups of organization %q: %w", org, err)
+	}
+	o.digest = digest
+	logger.Info("rule groups loaded", "sources", len(srcs), "groups", groups)
+	return nil
+}
+
+// newOrg starts the rules manager of an organization.
+func (m *Manager) newOrg(slug string) (*orgRules, error) {
+	st, err := m.opts.Backend.Org(slug)
+	if err != nil {
+		return nil, fmt.Errorf("open storage of organization %q: %w", slug, err)
+	}
+	o := &orgRules{slug: slug, loader: &groupLoader{parser: m.parser}, done: make(chan struct{})}
+	var reg prometheus.Registerer
+	if m.reg != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"org": slug}, m.reg)
+	}
+	o.mgr = rules.NewManager(&rules.ManagerOptions{
+		ExternalURL:     m.extURL,
+		QueryFunc:       rules.EngineQueryFunc(m.engine, st),
+		NotifyFunc:      m.notifyFunc(slug),
+		Context:         storage.WithOrg(m.ctx, slug),
+		AppendableV2:    st,
+		Queryable:       st,
+		Logger:          m.logger.With("org", slug),
+		Registerer:      reg,
+		OutageTolerance: m.opts.OutageTolerance,
+		ForGracePeriod:  m.opts.ForGracePeriod,
+		ResendDelay:     m.opts.ResendDelay,
+		GroupLoader:     o.loader,
+		Parser:          m.parser,
+	})
+	go func() {
+		o.mgr.Run()
+		close(o.done)
+	}()
+	m.mtx.Lock()
+	m.orgs[slug] = o
+	m.mtx.Unlock()
+	return o, nil
+}
+
+func (m *Manager) org(slug string) *orgRules {
+	m.mtx.RLock()
+	defer m.mtx.RUnlock()
+	return m.orgs[slug]
+}
