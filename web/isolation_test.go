@@ -61,6 +61,12 @@ func matrixRoutes() []matrixRoute {
 			return []byte(`[{"event_name":"matrix-` + org + `","event_state":"stop","attributes":{"by":"` + org + `"}}]`), "application/json"
 		}},
 		{name: "events GET", method: "GET", path: "/change_events", events: true, scope: state.ScopeRead},
+		{name: "ruler POST group", method: "POST", path: "/config/v1/rules/matrix", scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte("name: g\nrules:\n  - record: matrix_rule_" + org + "\n    expr: vector(1)\n"), "application/yaml"
+		}},
+		{name: "ruler GET all", method: "GET", path: "/config/v1/rules", scope: state.ScopeRead},
+		{name: "ruler GET namespace", method: "GET", path: "/config/v1/rules/matrix", scope: state.ScopeRead},
+		{name: "ruler GET group", method: "GET", path: "/config/v1/rules/matrix/g", scope: state.ScopeRead},
 		{name: "analysis POST", method: "POST", path: "/analysis", events: true, scope: state.ScopeRead, body: func(_ *testing.T, org string) ([]byte, string) {
 			return []byte(`{"window":{"start":"now-10m","end":"now"},"record":false,"metrics":[{"name":"m","canary":"vector(1)","baseline":"vector(1)"}]}`), "application/json"
 		}},
@@ -170,6 +176,10 @@ func TestIsolationMatrix(t *testing.T) {
 		for _, e := range list.Events {
 			require.True(t, strings.HasPrefix(e.Name, "matrix-"+org), "%s sees %s", org, e.Name)
 		}
+		code, resp = do(t, "GET", st.url+"/api/v4/organizations/"+org+"/prometheus/config/v1/rules", tok, nil, "")
+		require.Equal(t, 200, code)
+		require.Contains(t, string(resp), "matrix_rule_"+org)
+		require.NotContains(t, string(resp), "matrix_rule_"+other)
 		code, resp = do(t, "GET", st.url+"/api/annotations", tok, nil, "")
 		require.Equal(t, 200, code)
 		require.Contains(t, string(resp), "matrix-"+org)
