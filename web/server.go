@@ -18,6 +18,7 @@ import (
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/ui"
 )
 
 // Options configures the HTTP API.
@@ -144,9 +145,9 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	h.handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	h.registerRuler()
 	h.registerAnalysis()
-	h.handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
-	}))
+	})))
 	return h
 }
 
