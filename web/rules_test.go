@@ -3,69 +3,22 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tidemark/tidemark/alerting"
-	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/state"
-	"github.com/tidemark/tidemark/storage"
 )
 
 // newRulesTestStack is newTestStack with the rules manager behind
 // /api/v1/rules and /api/v1/alerts. Tests call its Sync instead of waiting
 // for the sync interval.
 func newRulesTestStack(t *testing.T) (*testStack, *alerting.Manager) {
-	dir := t.TempDir()
-	db, err := state.Open(filepath.Join(dir, "state.db"))
-	require.NoError(t, err)
-	ctx := context.Background()
-	st := &testStack{tokens: map[string]map[state.Scope]string{}}
-	for _, org := range testOrgs {
-		require.NoError(t, db.CreateOrg(ctx, org))
-		st.tokens[org] = map[state.Scope]string{}
-		for _, sc := range []state.Scope{state.ScopeRead, state.ScopeWrite, state.ScopeAdmin} {
-			tok := state.NewToken()
-			require.NoError(t, db.AddToken(ctx, org, sc, org+"-"+string(sc), state.SourceCLI, tok))
-			st.tokens[org][sc] = tok
-		}
-	}
-	logger := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	backend := storage.NewEmbedded(logger, reg, storage.EmbeddedOptions{Dir: filepath.Join(dir, "tsdb"), Retention: 24 * time.Hour, OutOfOrderWindow: 7 * 24 * time.Hour})
-	st.events = events.NewService(logger, reg, db, backend, events.Options{})
-	require.NoError(t, st.events.Recover(ctx))
-	go st.events.Run()
-	am, err := alerting.New(logger, reg, alerting.Options{
-		Store: db, Backend: backend, Events: st.events,
-		EvaluationInterval: time.Second, SyncInterval: time.Hour,
-		QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
-	})
-	require.NoError(t, err)
-	h := New(logger, reg, Options{
-		Version: "test", MaxRequestBytes: 1 << 20, QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
-		State: db, Backend: backend, Events: st.events, Gatherer: reg, Rules: am.Retriever,
-	})
-	h.SetReady()
-	st.handler = h
-	srv := httptest.NewServer(h)
-	st.url = srv.URL
-	t.Cleanup(func() {
-		srv.Close()
-		am.Stop()
-		st.events.Stop()
-		backend.Close()
-		db.Close()
-	})
-	return st, am
+	st := newTestStack(t, func(c *stackConfig) { c.rules = true })
+	return st, st.rules
 }
 
 const canaryGroup = `name: checkout

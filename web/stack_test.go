@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
@@ -20,6 +21,7 @@ import (
 type testStack struct {
 	url     string
 	handler *Handler
+	rules   *alerting.Manager
 	tokens  map[string]map[state.Scope]string // org -> scope -> token
 	events  *events.Service
 }
@@ -32,6 +34,8 @@ type stackConfig struct {
 	limits storage.LimitOptions
 	// wrap wraps the embedded storage (inside the limits), e.g. to inject faults.
 	wrap func(storage.Backend) storage.Backend
+	// rules puts a rules manager behind /api/v1/rules and /api/v1/alerts.
+	rules bool
 }
 
 func newTestStack(t testing.TB, configure ...func(*stackConfig)) *testStack {
@@ -68,6 +72,16 @@ func newTestStack(t testing.TB, configure ...func(*stackConfig)) *testStack {
 		Version: "test", MaxRequestBytes: 1 << 20, QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
 		State: db, Backend: backend, Events: st.events, Gatherer: reg,
 	}
+	if cfg.rules {
+		am, err := alerting.New(logger, reg, alerting.Options{
+			Store: db, Backend: backend, Events: st.events,
+			EvaluationInterval: time.Second, SyncInterval: time.Hour,
+			QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
+		})
+		require.NoError(t, err)
+		opts.Rules = am.Retriever
+		st.rules = am
+	}
 	if cfg.web != nil {
 		cfg.web(&opts)
 	}
@@ -78,6 +92,9 @@ func newTestStack(t testing.TB, configure ...func(*stackConfig)) *testStack {
 	st.url = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
+		if st.rules != nil {
+			st.rules.Stop()
+		}
 		st.events.Stop()
 		backend.Close()
 		db.Close()
