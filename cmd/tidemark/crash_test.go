@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -92,13 +94,30 @@ func load(t *testing.T, srv *server, cycle int, a *acked, stop <-chan struct{}) 
 
 // TestCrashSafety kills the server with SIGKILL at random moments under
 // remote-write and change-event load, 20 times, and checks that everything
-// acknowledged is there after each restart, once, and that open events
-// survive. The last cycle ends with SIGTERM: a clean stop finishes in-flight
-// writes.
+// acknowledged is there after each restart, once, that open events survive,
+// and (in a killed and in the stopped cycle) that a pending alert keeps its
+// for state. The last
+// cycle ends with SIGTERM: a clean stop finishes in-flight writes.
 func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, dir, "--config.file="+writeConfig(t, dir))
+	cfg := writeConfig(t, dir)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("alerting:\n  evaluation_interval: 1s\n  sync_interval: 1s\n  for_grace_period: 1s\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	srv := startServer(t, dir, "--config.file="+cfg)
 	a := &acked{samples: map[int64]float64{}, events: map[string]bool{}}
+
+	// An alert pending for an hour: its for state must survive the kills.
+	req, _ := http.NewRequest("POST", srv.url+"/api/v4/organizations/acme/prometheus/config/v1/rules/crash",
+		strings.NewReader("name: crash\ninterval: 1s\nrules:\n  - alert: CrashPending\n    expr: vector(1)\n    for: 1h\n"))
+	req.Header.Set("Authorization", "Bearer "+acmeWrite)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	firstActive := pendingSince(t, srv, time.Time{})
 	rng := rand.New(rand.NewPCG(1, 2))
 	const cycles = 20
 	for cycle := range cycles {
@@ -115,11 +134,29 @@ func TestCrashSafety(t *testing.T) {
 		if cycle == cycles-1 {
 			sig = syscall.SIGTERM
 		}
+		checkFor := cycle == cycles/2-1 || cycle == cycles-1
+		var pendingFor time.Duration
+		if checkFor {
+			// Let the alert be pending long enough that a reset shows.
+			since := pendingSince(t, srv, time.Time{})
+			time.Sleep(time.Until(since.Add(8 * time.Second)))
+			pendingFor = time.Since(since)
+		}
 		srv.stop(sig)
 		close(stop)
 		<-done
+		restart := time.Now()
 		srv.start()
 		verifyAcked(t, srv, a, cycle+1)
+		if checkFor {
+			// Restored, not reset: Prometheus keeps the time the alert had
+			// been pending (it moves activeAt forward by the downtime).
+			active := pendingSince(t, srv, restart)
+			require.Greater(t, pendingFor, 5*time.Second, "the check needs an alert pending for a while")
+			require.GreaterOrEqual(t, time.Since(active), pendingFor-3*time.Second,
+				"CrashPending had been pending %s before %s; after the restart only %s: its for state was lost", pendingFor, sig, time.Since(active))
+			require.False(t, active.Before(firstActive))
+		}
 	}
 	t.Logf("acknowledged %d samples and %d events across %d crashes", len(a.samples), len(a.events), cycles-1)
 	require.Greater(t, len(a.samples), 100)
@@ -209,4 +246,37 @@ func rangeSamples(t *testing.T, v any) []tv {
 		}
 	}
 	return out
+}
+
+// pendingSince waits for the alert CrashPending to be pending and returns
+// since when. With notBefore (a start), it waits until the rules had time to
+// load, evaluate twice and restore their for state (Prometheus restores
+// after the second evaluation).
+func pendingSince(t *testing.T, srv *server, notBefore time.Time) time.Time {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest("GET", srv.url+"/api/v4/organizations/acme/prometheus/api/v1/alerts", nil)
+		req.Header.Set("Authorization", "Bearer "+acmeRead)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var body struct {
+			Data struct {
+				Alerts []struct {
+					Labels   map[string]string
+					State    string
+					ActiveAt time.Time `json:"activeAt"`
+				}
+			}
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		resp.Body.Close()
+		for _, al := range body.Data.Alerts {
+			if al.Labels["alertname"] == "CrashPending" && al.State == "pending" && (notBefore.IsZero() || time.Since(notBefore) > 6*time.Second) {
+				return al.ActiveAt
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("CrashPending is not pending after 30s; log:\n%s", srv.log)
+	return time.Time{}
 }
