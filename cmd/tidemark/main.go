@@ -31,6 +31,7 @@ func main() {
 	ev := newEventCmd(app)
 	adm := newAdminCmd(app)
 	an := newAnalyzeCmd(app)
+	wa := newWatchCmd(app)
 
 	cmd, err := app.Parse(os.Args[1:])
 	if err != nil {
@@ -47,6 +48,8 @@ func main() {
 		code = adm.run(cmd)
 	case an.handles(cmd):
 		code = an.run()
+	case wa.handles(cmd):
+		code = wa.run()
 	default:
 		fmt.Fprintf(os.Stderr, "tidemark: unknown command %q\n", cmd)
 		code = exitRejected
