@@ -3,7 +3,9 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -98,6 +100,28 @@ func (e *Embedded) db(slug string) (*tsdb.DB, error) {
 	e.logger.Info("opened organization storage", "org", slug, "dir", dir, "duration", time.Since(start))
 	e.dbs[slug] = db
 	return db, nil
+}
+
+// OpenExisting opens the TSDB of every organization that has one on disk,
+// replaying its WAL, so that a server is ready only once its data can be
+// queried. New organizations still open on first use.
+func (e *Embedded) OpenExisting() error {
+	entries, err := os.ReadDir(e.opts.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list organization storage: %w", err)
+	}
+	for _, ent := range entries {
+		if !ent.IsDir() || ValidSlug(ent.Name()) != nil {
+			continue
+		}
+		if _, err := e.db(ent.Name()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close implements Backend.

@@ -260,3 +260,18 @@ func TestAdminCommands(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, 401, resp.StatusCode)
 }
+
+// TestReadyMeansQueryable: after a restart, /-/ready answers 200 only once
+// every organization's storage is open, so the first query after ready
+// does not wait for a WAL replay.
+func TestReadyMeansQueryable(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "--config.file="+writeConfig(t, dir))
+	require.NoError(t, testutil.RemoteWrite(t, srv.url+"/api/v1/write", acmeWrite, false, []testutil.Series{
+		{Labels: labels.FromStrings("__name__", "ready_check"), Samples: []testutil.Sample{{T: time.Now().UnixMilli(), V: 1}}}}))
+	srv.restart()
+	require.Contains(t, srv.log.String(), `msg="opened organization storage" component=storage org=acme`)
+	readyAt := strings.Index(srv.log.String(), "msg=ready")
+	openedAt := strings.Index(srv.log.String(), `msg="opened organization storage" component=storage org=acme`)
+	require.Greater(t, readyAt, openedAt, "ready was logged before the organization's storage was open:\n%s", srv.log)
+}

@@ -203,11 +203,12 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		versioncollector.NewCollector("tidemark"),
 	)
 	ooo := max(c.oooWindow, c.eventsBackfill)
-	backend := storage.NewLimited(storage.NewEmbedded(logger.With("component", "storage"), reg, storage.EmbeddedOptions{
+	embedded := storage.NewEmbedded(logger.With("component", "storage"), reg, storage.EmbeddedOptions{
 		Dir:              filepath.Join(c.storagePath, "tsdb"),
 		Retention:        c.retention,
 		OutOfOrderWindow: ooo,
-	}), reg, storage.LimitOptions{MaxSeriesPerOrg: c.maxSeries})
+	})
+	backend := storage.NewLimited(embedded, reg, storage.LimitOptions{MaxSeriesPerOrg: c.maxSeries})
 	defer func() {
 		if err := backend.Close(); err != nil {
 			logger.Error("close storage", "err", err)
@@ -315,6 +316,10 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		// event writes finish.
 		stop := make(chan struct{})
 		g.Add(func() error {
+			// Ready means queryable: replay every organization's WAL first.
+			if err := embedded.OpenExisting(); err != nil {
+				return err
+			}
 			if err := evs.Recover(ctx); err != nil {
 				return fmt.Errorf("recover change events: %w", err)
 			}
