@@ -112,28 +112,35 @@ func (e *UnavailableError) Unwrap() error { return e.Last }
 // Write writes one event. Give it an ID when it may be retried, so that a
 // retry after a lost answer is not stored twice.
 func (c *Client) Write(ctx context.Context, ev Event) (Result, error) {
-	body, err := json.Marshal(ev)
+	var res Result
+	err := c.post(ctx, ev, &res)
+	return res, err
+}
+
+// post sends v as the body of a change-events write, retrying 429, 5xx and
+// network errors with backoff, and decodes the answer into res.
+func (c *Client) post(ctx context.Context, v, res any) error {
+	body, err := json.Marshal(v)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	u := strings.TrimRight(c.opts.URL, "/") + "/api/v4/organizations/" + url.PathEscape(c.opts.Org) + "/change_events"
-	var res Result
 	backoff := c.opts.MinBackoff
 	var last error
 	for try := 0; try <= c.opts.Retries; try++ {
 		if try > 0 {
 			if err := c.sleep(ctx, backoff); err != nil {
-				return res, err
+				return err
 			}
 			backoff = min(backoff*2, c.opts.MaxBackoff)
 		}
-		wait, err := c.do(ctx, u, body, &res)
+		wait, err := c.do(ctx, u, body, res)
 		if err == nil {
-			return res, nil
+			return nil
 		}
 		var rej *RejectedError
 		if errors.As(err, &rej) || ctx.Err() != nil {
-			return res, err
+			return err
 		}
 		last = err
 		if wait > 0 {
@@ -143,11 +150,11 @@ func (c *Client) Write(ctx context.Context, ev Event) (Result, error) {
 			backoff = backoff/2 + rand.N(backoff/2+1)
 		}
 	}
-	return res, &UnavailableError{Tries: c.opts.Retries + 1, Last: last}
+	return &UnavailableError{Tries: c.opts.Retries + 1, Last: last}
 }
 
 // do makes one try. It returns the server's Retry-After, if any.
-func (c *Client) do(ctx context.Context, u string, body []byte, res *Result) (time.Duration, error) {
+func (c *Client) do(ctx context.Context, u string, body []byte, res any) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return 0, &RejectedError{Message: err.Error()}
@@ -161,7 +168,7 @@ func (c *Client) do(ctx context.Context, u string, body []byte, res *Result) (ti
 		return 0, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(b, res); err != nil {
 			return 0, fmt.Errorf("unreadable answer %q: %w", b, err)

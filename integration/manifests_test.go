@@ -117,12 +117,12 @@ func TestExampleManifests(t *testing.T) {
 			"AnalysisTemplate/tidemark-stage-event",
 		},
 		"argo-rollouts/analysis-template-judge.yaml": {"AnalysisTemplate/tidemark-judge", "AnalysisTemplate/tidemark-judge-post"},
-		"argo-rollouts/notifications.yaml":        {"ConfigMap/argo-rollouts-notification-configmap", "Secret/argo-rollouts-notification-secret"},
-		"argo-rollouts/prometheus-agent.yaml":     {"ServiceAccount/prometheus-agent", "Role/prometheus-agent", "RoleBinding/prometheus-agent", "ConfigMap/prometheus-agent", "Deployment/prometheus-agent"},
-		"argo-rollouts/sample-app.yaml":           {"Service/sample-app", "Rollout/sample-app", "Deployment/sample-app-load"},
-		"argo-rollouts/sample-app-job-steps.yaml": {"Rollout/sample-app"},
-		"argo-rollouts/tidemark-credentials.yaml": {"Secret/tidemark"},
-		"flagger/canary.yaml":                     {"Secret/tidemark-flagger", "MetricTemplate/tidemark-success-percentage", "Deployment/sample-app", "Canary/sample-app"},
+		"argo-rollouts/notifications.yaml":           {"ConfigMap/argo-rollouts-notification-configmap", "Secret/argo-rollouts-notification-secret"},
+		"argo-rollouts/prometheus-agent.yaml":        {"ServiceAccount/prometheus-agent", "Role/prometheus-agent", "RoleBinding/prometheus-agent", "ConfigMap/prometheus-agent", "Deployment/prometheus-agent"},
+		"argo-rollouts/sample-app.yaml":              {"Service/sample-app", "Rollout/sample-app", "Deployment/sample-app-load"},
+		"argo-rollouts/sample-app-job-steps.yaml":    {"Rollout/sample-app"},
+		"argo-rollouts/tidemark-credentials.yaml":    {"Secret/tidemark"},
+		"flagger/canary.yaml":                        {"Secret/tidemark-flagger", "MetricTemplate/tidemark-success-percentage", "Deployment/sample-app", "Canary/sample-app"},
 	}
 	var files []string
 	require.NoError(t, filepath.WalkDir(examplesDir, func(p string, d fs.DirEntry, err error) error {
