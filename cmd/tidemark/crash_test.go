@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -183,31 +182,7 @@ func verifyAcked(t *testing.T, srv *server, a *acked, cycles int) {
 	}
 
 	// Every acknowledged event, once, in the log and as a series.
-	ids := map[string]int{}
-	cursor := ""
-	for {
-		u := srv.url + "/api/v4/organizations/acme/change_events?event_name=crash-event&limit=1000"
-		if cursor != "" {
-			u += "&cursor=" + url.QueryEscape(cursor)
-		}
-		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Authorization", "Bearer "+acmeRead)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		var page struct {
-			Events []struct{ ID string }
-			Next   string `json:"next_cursor"`
-		}
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
-		resp.Body.Close()
-		for _, e := range page.Events {
-			ids[e.ID]++
-		}
-		if page.Next == "" {
-			break
-		}
-		cursor = page.Next
-	}
+	ids := eventIDs(t, srv, "event_name=crash-event")
 	for id, n := range ids {
 		require.Equal(t, 1, n, "event %s is in the log %d times", id, n)
 	}

@@ -8,10 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -279,19 +277,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 	rulesDone := make(chan struct{})
 
 	var g run.Group
-	{
-		term := make(chan os.Signal, 1)
-		signal.Notify(term, os.Interrupt, syscall.SIGTERM)
-		cancel := make(chan struct{})
-		g.Add(func() error {
-			select {
-			case s := <-term:
-				logger.Info("received signal, shutting down", "signal", s.String())
-			case <-cancel:
-			}
-			return nil
-		}, func(error) { close(cancel) })
-	}
+	addSignalActor(&g, logger)
 	{
 		// The HTTP server: it listens at once, so /-/healthy answers while
 		// the rest starts; other routes answer 503 until ready.

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,4 +134,34 @@ func tidemark(t testing.TB, env []string, args ...string) (int, string) {
 	}
 	require.NoError(t, err, "%s", out)
 	return 0, string(out)
+}
+
+// eventIDs lists, through every page of the events API, how often each
+// event id of organization acme matching query appears.
+func eventIDs(t testing.TB, srv *server, query string) map[string]int {
+	ids := map[string]int{}
+	cursor := ""
+	for {
+		u := srv.url + "/api/v4/organizations/acme/change_events?limit=1000&" + query
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+acmeRead)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var page struct {
+			Events []struct{ ID string }
+			Next   string `json:"next_cursor"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+		resp.Body.Close()
+		for _, e := range page.Events {
+			ids[e.ID]++
+		}
+		if page.Next == "" {
+			return ids
+		}
+		cursor = page.Next
+	}
 }

@@ -8,10 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -173,19 +171,7 @@ func (c *watchCmd) run() int {
 	}
 
 	var g run.Group
-	{
-		term := make(chan os.Signal, 1)
-		signal.Notify(term, os.Interrupt, syscall.SIGTERM)
-		cancel := make(chan struct{})
-		g.Add(func() error {
-			select {
-			case s := <-term:
-				logger.Info("received signal, shutting down", "signal", s.String())
-			case <-cancel:
-			}
-			return nil
-		}, func(error) { close(cancel) })
-	}
+	addSignalActor(&g, logger)
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
