@@ -76,8 +76,8 @@ type options struct {
 	buildPeers bool
 	// tidemarkBin is a prebuilt tidemark binary ("" builds the tree's).
 	tidemarkBin string
-	// cpuProfile, when set, runs Tidemark in-process in a child (the same
-	// wiring as `tidemark serve`) and writes its CPU profile there.
+	// cpuProfile, when set, is where CPU profiles of Tidemark (run with
+	// --debug.pprof) are written: <cpuProfile>.<pid>.<n>.
 	cpuProfile string
 	// tidemarkArgs and tidemarkEnv are added to Tidemark's flags and
 	// environment, to compare settings.
@@ -91,9 +91,6 @@ type options struct {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == profiledCommand {
-		os.Exit(runProfiled(os.Args[2:]))
-	}
 	var (
 		mode     = flag.String("mode", "quick", "quick (about two minutes) or full (by hand)")
 		systems  = flag.String("systems", "tidemark,prometheus,victoriametrics", "systems to measure, comma-separated")
@@ -101,7 +98,7 @@ func main() {
 		cacheDir = flag.String("cache", defaultCacheDir(), "directory that keeps the built peer binaries")
 		build    = flag.Bool("build-peers", true, "build a missing peer binary into -cache")
 		tidemark = flag.String("tidemark", "", "prebuilt tidemark binary (default: build the tree's)")
-		prof     = flag.String("tidemark-cpuprofile", "", "run Tidemark in-process with a CPU profile written to this file")
+		prof     = flag.String("tidemark-cpuprofile", "", "fetch CPU profiles of Tidemark (run with --debug.pprof) into this file prefix: <prefix>.<pid>.<n>")
 		tArgs    = flag.String("tidemark-args", "", "further flags for tidemark serve, space-separated")
 		tEnv     = flag.String("tidemark-env", "", "further environment for Tidemark, e.g. GOGC=75, space-separated")
 		out      = flag.String("out", "results", "directory the table is saved to (empty: not saved)")

@@ -47,21 +47,6 @@ func run(ctx context.Context, opts options) (string, error) {
 	for _, name := range opts.systems {
 		switch strings.ToLower(strings.TrimSpace(name)) {
 		case "tidemark":
-			if opts.cpuProfile != "" {
-				self, err := os.Executable()
-				if err != nil {
-					return "", err
-				}
-				prof, err := filepath.Abs(opts.cpuProfile)
-				if err != nil {
-					return "", err
-				}
-				sys := profiledSystem(self, prof, tcfg, opts.tidemarkArgs...)
-				sys.env = opts.tidemarkEnv
-				systems = append(systems, sys)
-				res.note("Tidemark ran in-process in the harness's own binary (the wiring of `tidemark serve`) with a CPU profile written to %s.", opts.cpuProfile)
-				continue
-			}
 			bin := opts.tidemarkBin
 			if bin == "" {
 				bin = filepath.Join(work, "bin", "tidemark")
@@ -76,8 +61,17 @@ func run(ctx context.Context, opts options) (string, error) {
 				res.note("Tidemark ran with `%s`.", f)
 			}
 			extra = append(extra, opts.tidemarkArgs...)
+			var profile string
+			if opts.cpuProfile != "" {
+				if profile, err = filepath.Abs(opts.cpuProfile); err != nil {
+					return "", err
+				}
+				extra = append(extra, "--debug.pprof")
+				res.note("Tidemark ran with `--debug.pprof`; CPU profiles of 10 s each, back to back, were fetched from it into %s.<pid>.<n>.", opts.cpuProfile)
+			}
 			sys := tidemarkSystem(bin, tcfg, extra...)
 			sys.env = opts.tidemarkEnv
+			sys.profile = profile
 			systems = append(systems, sys)
 		case "prometheus":
 			v, err := prometheusVersion()

@@ -29,6 +29,7 @@ const (
 	benchOrg   = "bench"
 	writeToken = "bench-write-token-0001"
 	readToken  = "bench-read-token-00001"
+	adminToken = "bench-admin-token-0001"
 )
 
 // system is one store under test: how to start it and where it takes
@@ -49,6 +50,10 @@ type system struct {
 	eventsPath string
 	// env is added to the process's environment.
 	env []string
+	// profile, when set, is the path prefix of the CPU profiles fetched
+	// from the process's /debug/pprof/profile while it runs (Tidemark with
+	// --debug.pprof only).
+	profile string
 }
 
 // tidemarkSystem is the tidemark binary bin; extra are further flags of
@@ -101,7 +106,8 @@ func writeConfigs(dir string) (tidemarkCfg, promCfg string, err error) {
     tokens:
       - {name: w, scope: write, value: %s}
       - {name: r, scope: read, value: %s}
-`, benchOrg, writeToken, readToken)
+      - {name: a, scope: admin, value: %s}
+`, benchOrg, writeToken, readToken, adminToken)
 	if err := os.WriteFile(tidemarkCfg, []byte(t), 0o600); err != nil {
 		return "", "", err
 	}
@@ -162,7 +168,48 @@ func start(sys *system, dir, logPath string) (*proc, error) {
 		p.waitErr = cmd.Wait()
 		close(p.exited)
 	}()
+	if sys.profile != "" {
+		go p.profileLoop()
+	}
 	return p, nil
+}
+
+// profileLoop fetches CPU profiles of 10 s, back to back, from the
+// process's /debug/pprof/profile until it exits, each into its own file
+// (`go tool pprof` merges the files it is given).
+func (p *proc) profileLoop() {
+	c := &http.Client{Timeout: time.Minute}
+	for n := 0; ; {
+		select {
+		case <-p.exited:
+			return
+		default:
+		}
+		req, err := http.NewRequest("GET", p.base+"/debug/pprof/profile?seconds=10", nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := c.Do(req)
+		if err != nil {
+			// Not listening yet, or gone.
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(p.log, "bench: profile: %d %v %s\n", resp.StatusCode, err, truncate(string(body), 200))
+			time.Sleep(time.Second)
+			continue
+		}
+		path := fmt.Sprintf("%s.%d.%03d", p.sys.profile, p.pid(), n)
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			fmt.Fprintf(p.log, "bench: write profile: %v\n", err)
+			return
+		}
+		n++
+	}
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }

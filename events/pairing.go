@@ -2,11 +2,15 @@ package events
 
 import (
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/tidemark/tidemark/state"
 )
 
 // openEvent is a start without a stop: its active series is being written.
 type openEvent struct {
-	org   string
+	org string
+	// seq is its start's row; for a start of the group being written, it
+	// is set when the group is stored.
 	seq   int64
 	id    string
 	start int64
@@ -187,4 +191,57 @@ func covers(pl, sub labels.Labels) bool {
 		}
 	})
 	return ok
+}
+
+// pair matches a start or stop with the open set and adds the samples and
+// log changes that follow from it. The seqs of the rows are not known yet:
+// the pair refers to the start, whose seq is set when the group is stored.
+func (s *Service) pair(ov *overlay, p *plannedRequest, row *state.EventRow, ev *Event) {
+	k := openKey(row.Org, row.PairKey)
+	o := ov.get(k)
+	switch ev.State {
+	case StateStart:
+		if o != nil {
+			s.logger.Info("start of an event that is already open; keeping the first start", "org", row.Org, "event", row.PairKey, "open_since", formatTime(o.start))
+			return
+		}
+		pl := pairLabels(ev.Name, ev.Labels)
+		o := &openEvent{org: row.Org, id: row.ID, start: ev.Time, active: withName(ActiveMetricName, pl), next: ev.Time, received: row.ReceivedAt}
+		ov.set(k, o, &p.undo)
+		p.opened = append(p.opened, openedStart{row: row, ev: o})
+		row.Open = true
+	case StateStop:
+		if o == nil {
+			k, o = ov.findCovered(row.Org, pairLabels(ev.Name, ev.Labels))
+		}
+		if o == nil || ev.Time < o.start {
+			s.unmatched.Inc()
+			s.logger.Info("stop without an open start", "org", row.Org, "event", row.PairKey, "time", formatTime(ev.Time))
+			return
+		}
+		oc := *o
+		last := oc.lastWritten(s.res)
+		staleAt := ev.Time
+		switch {
+		case last < ev.Time:
+			// The usual case: the region ends exactly at the stop.
+			p.samples = append(p.samples, oc.advance(ev.Time, s.res)...)
+		case last == oc.start:
+			// A stop at its start's very time: a region of one millisecond.
+			staleAt = ev.Time + 1
+		default:
+			// The stop arrived later than the active-series lag and is dated
+			// before samples already written. Samples are never deleted (the
+			// TSDB's tombstones are avoided), so the region ends just after
+			// the last written sample instead.
+			staleAt = last + 1
+			s.logger.Info("stop arrived after active samples past its time; its region ends at the last written sample",
+				"org", row.Org, "event", row.PairKey, "stop", formatTime(ev.Time), "region_end", formatTime(last))
+		}
+		p.samples = append(p.samples, sample{ls: oc.active, t: staleAt, v: staleNaN})
+		dur := ev.Time - oc.start
+		p.samples = append(p.samples, sample{ls: withName(DurationMetricName, pairLabels(ev.Name, ev.Labels)), t: ev.Time, v: float64(dur) / 1000})
+		p.pairs = append(p.pairs, closedPair{start: o, stop: row, durationMS: dur})
+		ov.set(k, nil, &p.undo)
+	}
 }

@@ -17,11 +17,6 @@ import (
 // and reloads the open events so their active series go on. Call it before
 // Run and before serving.
 func (s *Service) Recover(ctx context.Context) error {
-	seq, err := s.log.MaxEventSeq(ctx)
-	if err != nil {
-		return fmt.Errorf("read event log: %w", err)
-	}
-	s.nextSeq = seq
 	if err := s.replayUncommitted(ctx); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,16 +89,35 @@ func (h *harness) close() {
 	}
 }
 
-// write sends one request through the writer's group processing.
-func (h *harness) write(org string, body []byte) ([]Result, error) {
-	evs, err := Decode(body, h.now, h.svc.opts.Limits)
-	if err != nil {
-		return nil, err
+// scriptWrite is one request of a script: an organization and a body.
+type scriptWrite struct {
+	org  string
+	body []byte
+}
+
+// write sends requests through the writer as one group, as the writer
+// loop does with requests that wait together, and returns each one's
+// outcome.
+func (h *harness) write(ws ...scriptWrite) []reply {
+	out := make([]reply, len(ws))
+	var group []*request
+	var at []int
+	for i, w := range ws {
+		evs, err := Decode(w.body, h.now, h.svc.opts.Limits)
+		if err != nil {
+			out[i] = reply{err: err}
+			continue
+		}
+		group = append(group, &request{ctx: context.Background(), org: w.org, events: evs, reply: make(chan reply, 1)})
+		at = append(at, i)
 	}
-	req := &request{ctx: context.Background(), org: org, events: evs, reply: make(chan reply, 1)}
-	h.svc.process([]*request{req})
-	rep := <-req.reply
-	return rep.results, rep.err
+	if len(group) > 0 {
+		h.svc.process(group)
+	}
+	for j, req := range group {
+		out[at[j]] = <-req.reply
+	}
+	return out
 }
 
 func (h *harness) eval(org string, ts time.Time, q string) []string {
@@ -184,6 +204,8 @@ func runScript(t *testing.T, path string) {
 		}
 	}
 	var out []string
+	// grouped are the writes of a group ... end block, sent at its end.
+	var grouped []pendingWrite
 	expected := func(i int) (want []string, next int) {
 		for next = i + 1; next < len(lines) && strings.HasPrefix(lines[next], "  "); next++ {
 			want = append(want, strings.TrimPrefix(lines[next], "  "))
@@ -249,24 +271,47 @@ func runScript(t *testing.T, path string) {
 			h.failCommits = rest != "off"
 			i++
 			continue
+		case "group":
+			start()
+			require.Nil(t, grouped, "%s:%d: group inside a group", path, i+1)
+			grouped = []pendingWrite{}
+			i++
+			continue
+		case "end":
+			require.NotNil(t, grouped, "%s:%d: end without group", path, i+1)
+			ws := make([]scriptWrite, len(grouped))
+			for j, g := range grouped {
+				ws[j] = g.w
+			}
+			reps := h.write(ws...)
+			// Each write's outcome goes under its own line.
+			for j := len(grouped) - 1; j >= 0; j-- {
+				g := grouped[j]
+				got := writeOutcome(reps[j])
+				check(g.lineNo, g.cmd, g.want, got)
+				ins := make([]string, len(got))
+				for k, line := range got {
+					ins[k] = "  " + line
+				}
+				out = slices.Insert(out, g.outAt, ins...)
+			}
+			grouped = nil
+			i++
+			continue
 		case "write":
 			start()
 			org := "default"
 			if strings.HasPrefix(rest, "org=") {
 				org, rest, _ = strings.Cut(strings.TrimPrefix(rest, "org="), " ")
 			}
-			res, err := h.write(org, []byte(rest))
-			if err != nil {
-				got = []string{"error " + err.Error()}
-			} else {
-				for _, r := range res {
-					s := "ok " + r.Timestamp
-					if r.Duplicate {
-						s = "duplicate " + r.Timestamp
-					}
-					got = append(got, s)
-				}
+			w := scriptWrite{org: org, body: []byte(rest)}
+			if grouped != nil {
+				want, next := expected(i)
+				grouped = append(grouped, pendingWrite{w: w, lineNo: i, cmd: trimmed, want: want, outAt: len(out)})
+				i = next
+				continue
 			}
+			got = writeOutcome(h.write(w)[0])
 		case "eval":
 			start()
 			org := "default"
@@ -292,9 +337,37 @@ func runScript(t *testing.T, path string) {
 		}
 		i = next
 	}
+	require.Nil(t, grouped, "%s: group without end", path)
 	if *update {
 		require.NoError(t, os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"), 0o644))
 	}
+}
+
+// pendingWrite is a write of a group block, sent at the block's end.
+type pendingWrite struct {
+	w      scriptWrite
+	lineNo int
+	cmd    string
+	want   []string
+	// outAt is where its outcome goes in the rewritten script.
+	outAt int
+}
+
+// writeOutcome is a write's expected-output lines: one per event, or the
+// error.
+func writeOutcome(rep reply) []string {
+	if rep.err != nil {
+		return []string{"error " + rep.err.Error()}
+	}
+	var got []string
+	for _, r := range rep.results {
+		s := "ok " + r.Timestamp
+		if r.Duplicate {
+			s = "duplicate " + r.Timestamp
+		}
+		got = append(got, s)
+	}
+	return got
 }
 
 // faultyBackend fails TSDB commits on demand.

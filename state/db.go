@@ -1,11 +1,14 @@
 // Package state keeps Tidemark's state that is not series: organizations,
-// hashed tokens and the change-event log.
+// hashed tokens, rule groups and the change-event log. The contracts are in
+// interface.go; *DB implements them on SQLite (the default: one file beside
+// the data, through the pure-Go modernc.org/sqlite driver) or PostgreSQL
+// (several replicas sharing one database, through github.com/jackc/pgx/v5).
 //
-// It uses SQLite (through the pure-Go modernc.org/sqlite driver) by default.
-// The SQL is kept to the subset that PostgreSQL accepts too: TEXT, BIGINT
-// and DOUBLE PRECISION columns, ON CONFLICT, partial indexes, application-
-// assigned keys instead of AUTOINCREMENT, no SQLite-only functions. Only the
-// `?` placeholders would need rebinding to `$n` for a PostgreSQL driver.
+// Both run the same SQL and the same migrations: TEXT, BIGINT, INTEGER and
+// DOUBLE PRECISION columns, ON CONFLICT, RETURNING, partial indexes, keys
+// assigned from a counter table instead of AUTOINCREMENT or SERIAL, no
+// database-specific functions; `?` placeholders are rebound to `$n` for
+// PostgreSQL (dialect.go).
 package state
 
 import (
@@ -15,19 +18,34 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // The "sqlite" database/sql driver.
+	_ "github.com/jackc/pgx/v5/stdlib" // The "pgx" database/sql driver.
+	_ "modernc.org/sqlite"             // The "sqlite" database/sql driver.
 )
 
-// DB is the state database. It is safe for concurrent use.
+// DB is the state database. It is safe for concurrent use, and several
+// processes may share one PostgreSQL database.
 type DB struct {
-	db  *sql.DB
+	db  handle
 	now func() time.Time
 }
 
-// Open opens (creating if needed) the state database at path and applies
-// pending migrations.
+// OpenURL opens the state database a --state.url names: empty is SQLite at
+// sqlitePath, postgres:// or postgresql:// is PostgreSQL.
+func OpenURL(ctx context.Context, stateURL, sqlitePath string) (*DB, error) {
+	switch {
+	case stateURL == "":
+		return Open(sqlitePath)
+	case strings.HasPrefix(stateURL, "postgres://"), strings.HasPrefix(stateURL, "postgresql://"):
+		return OpenPostgres(ctx, stateURL)
+	}
+	return nil, fmt.Errorf("state URL %q is not accepted: use postgres://user@host:5432/db, or nothing for SQLite in the data directory", redactURL(stateURL))
+}
+
+// Open opens (creating if needed) the SQLite state database at path and
+// applies pending migrations.
 func Open(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
@@ -44,16 +62,54 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
-	s := &DB{db: db, now: time.Now}
-	if err := s.migrate(context.Background()); err != nil {
+	return open(context.Background(), db, sqliteDialect, path)
+}
+
+// OpenPostgres connects to the PostgreSQL database at dsn and applies
+// pending migrations, one process at a time.
+func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", redactURL(dsn), err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrate state database %s: %w", path, err)
+		return nil, fmt.Errorf("connect to state database %s: %w", redactURL(dsn), err)
+	}
+	return open(ctx, db, postgresDialect, redactURL(dsn))
+}
+
+func open(ctx context.Context, db *sql.DB, d *dialect, name string) (*DB, error) {
+	s := &DB{db: handle{db: db, d: d}, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate state database %s: %w", name, err)
 	}
 	return s, nil
 }
 
+// redactURL hides the password of a database URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Dialect names the database behind the state: "sqlite" or "postgres".
+func (s *DB) Dialect() string { return s.db.d.name }
+
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error { return s.db.db.Close() }
 
 // migrations are applied in order, each once, each in its own transaction.
 // Append only: never edit a migration that has been released.
@@ -72,8 +128,8 @@ var migrations = []string{
 	);
 	CREATE INDEX tokens_org ON tokens (org);`,
 
-	// change_events is the event log. seq is assigned by the single event
-	// writer; committed is 0 until the event's samples are in the TSDB.
+	// change_events is the event log. committed is 0 until the event's
+	// samples are in the series storage.
 	`CREATE TABLE change_events (
 		seq          BIGINT PRIMARY KEY,
 		org          TEXT NOT NULL REFERENCES organizations(slug),
@@ -111,35 +167,50 @@ var migrations = []string{
 		updated_at BIGINT NOT NULL,
 		PRIMARY KEY (org, namespace, name)
 	);`,
+
+	// sequences numbers rows from the database: change_events.seq comes
+	// from its row "change_events" (EventTx.AllocSeqs), continuing after the
+	// seqs a single writer assigned before.
+	`CREATE TABLE sequences (
+		name  TEXT PRIMARY KEY,
+		value BIGINT NOT NULL
+	);
+	INSERT INTO sequences (name, value) SELECT 'change_events', COALESCE(MAX(seq), 0) FROM change_events;`,
 }
 
+// migrate applies pending migrations in one transaction that holds the
+// migration lock, so replicas that start together migrate once.
 func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := s.db.d.lockMigrations(ctx, tx.tx); err != nil {
+		return fmt.Errorf("take the migration lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return err
 	}
 	var have int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&have); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&have); err != nil {
 		return err
 	}
 	if have > len(migrations) {
 		return fmt.Errorf("database has schema version %d, newer than this binary's %d", have, len(migrations))
 	}
 	for v := have; v < len(migrations); v++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", v+1, err)
+		for _, stmt := range strings.Split(migrations[v], ";") {
+			if stmt = strings.TrimSpace(stmt); stmt == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v+1, s.now().UnixMilli()); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return tx.Commit()
 }

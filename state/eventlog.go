@@ -75,25 +75,23 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// EventTx is a write transaction on the event log. It is used by one
-// goroutine at a time.
-type EventTx struct {
+// eventTx is a write transaction on the event log.
+type eventTx struct {
 	ctx context.Context
-	tx  *sql.Tx
+	tx  txHandle
 }
 
-// BeginEvents starts a write transaction on the event log.
-func (s *DB) BeginEvents(ctx context.Context) (*EventTx, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+// BeginEvents implements EventLog.
+func (s *DB) BeginEvents(ctx context.Context) (EventTx, error) {
+	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin event log transaction: %w", err)
 	}
-	return &EventTx{ctx: ctx, tx: tx}, nil
+	return &eventTx{ctx: ctx, tx: tx}, nil
 }
 
-// FindDedups returns the events stored under any of an organization's dedup
-// keys, by key.
-func (t *EventTx) FindDedups(org string, keys []string) (map[string]EventRow, error) {
+// FindDedups implements EventTx.
+func (t *eventTx) FindDedups(org string, keys []string) (map[string]EventRow, error) {
 	out := make(map[string]EventRow)
 	const chunk = 500
 	for i := 0; i < len(keys); i += chunk {
@@ -114,8 +112,25 @@ func (t *EventTx) FindDedups(org string, keys []string) (map[string]EventRow, er
 	return out, nil
 }
 
-// InsertMany adds event rows, several per statement.
-func (t *EventTx) InsertMany(rs []*EventRow) error {
+// seqName is the row of the sequences table that numbers the event log.
+const seqName = "change_events"
+
+// AllocSeqs implements EventTx. The counter row is updated in the
+// transaction, so concurrent writers take turns and seqs grow in commit
+// order.
+func (t *eventTx) AllocSeqs(n int) (int64, error) {
+	if n <= 0 {
+		return 0, nil
+	}
+	var last int64
+	if err := t.tx.QueryRowContext(t.ctx, `UPDATE sequences SET value = value + ? WHERE name = ? RETURNING value`, n, seqName).Scan(&last); err != nil {
+		return 0, fmt.Errorf("allocate %d event seqs: %w", n, err)
+	}
+	return last - int64(n) + 1, nil
+}
+
+// Insert implements EventTx, several rows per statement.
+func (t *eventTx) Insert(rs []*EventRow) error {
 	const perStatement = 50 // 18 columns: 900 parameters, under SQLite's and PostgreSQL's limits.
 	tuple := `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for i := 0; i < len(rs); i += perStatement {
@@ -125,32 +140,38 @@ func (t *EventTx) InsertMany(rs []*EventRow) error {
 			args = append(args, r.Seq, r.Org, r.ID, r.DedupKey, r.Name, r.State, r.TS, r.Value, r.Labels, r.PairKey,
 				r.Body, r.Metadata, r.Links, r.ReceivedAt, r.PairSeq, r.DurationMS, boolInt(r.Open), boolInt(r.Committed))
 		}
-		q := `INSERT INTO change_events (` + eventColumns + `) VALUES ` + tuple + strings.Repeat(`, `+tuple, len(part)-1)
-		if _, err := t.tx.ExecContext(t.ctx, q, args...); err != nil {
+		q := `INSERT INTO change_events (` + eventColumns + `) VALUES ` + tuple + strings.Repeat(`, `+tuple, len(part)-1) + ` ON CONFLICT DO NOTHING`
+		res, err := t.tx.ExecContext(t.ctx, q, args...)
+		if err != nil {
 			return fmt.Errorf("insert %d change events: %w", len(part), err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("insert %d change events: %w", len(part), err)
+		} else if n != int64(len(part)) {
+			return fmt.Errorf("insert %d change events: %d stored already: %w", len(part), int64(len(part))-n, ErrDuplicate)
 		}
 	}
 	return nil
 }
 
-// ClosePair records that the start startSeq was stopped by stopSeq.
-func (t *EventTx) ClosePair(startSeq, stopSeq, durationMS int64) error {
+// ClosePair implements EventTx.
+func (t *eventTx) ClosePair(startSeq, stopSeq, durationMS int64) error {
 	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET open = 0, pair_seq = ?, duration_ms = ? WHERE seq = ?`, stopSeq, durationMS, startSeq)
 	return err
 }
 
-// Commit commits the transaction.
-func (t *EventTx) Commit() error { return t.tx.Commit() }
+// Commit implements EventTx.
+func (t *eventTx) Commit() error { return t.tx.Commit() }
 
-// Rollback aborts the transaction.
-func (t *EventTx) Rollback() error { return t.tx.Rollback() }
+// Rollback implements EventTx.
+func (t *eventTx) Rollback() error { return t.tx.Rollback() }
 
 // MarkCommitted records that the samples of the events seqs are in the TSDB.
 func (s *DB) MarkCommitted(ctx context.Context, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
 		return err
 	}
@@ -184,13 +205,6 @@ func (s *DB) UncommittedEvents(ctx context.Context) ([]EventRow, error) {
 // OpenEvents returns the starts that have no stop yet, in seq order.
 func (s *DB) OpenEvents(ctx context.Context) ([]EventRow, error) {
 	return queryEvents(ctx, s.db, `WHERE open = 1 ORDER BY seq`)
-}
-
-// MaxEventSeq returns the highest seq in the log, or 0.
-func (s *DB) MaxEventSeq(ctx context.Context) (int64, error) {
-	var n sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT MAX(seq) FROM change_events`).Scan(&n)
-	return n.Int64, err
 }
 
 // EventQuery selects committed events of one organization, newest first.
@@ -237,9 +251,8 @@ func (s *DB) EventBySeq(ctx context.Context, seq int64) (EventRow, error) {
 	return r, err
 }
 
-// ExpireOpen closes, in the transaction, a start that ran past the maximum
-// duration without a stop.
-func (t *EventTx) ExpireOpen(seq int64) error {
+// ExpireOpen implements EventTx.
+func (t *eventTx) ExpireOpen(seq int64) error {
 	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET open = 0 WHERE seq = ?`, seq)
 	return err
 }

@@ -9,12 +9,6 @@ import (
 	"github.com/tidemark/tidemark/storage"
 )
 
-// ErrNotFound is returned when a looked-up organization or token does not exist.
-var ErrNotFound = errors.New("not found")
-
-// ErrExists is returned when creating something that already exists.
-var ErrExists = errors.New("already exists")
-
 // CreateOrg creates an organization.
 func (s *DB) CreateOrg(ctx context.Context, slug string) error {
 	if err := storage.ValidSlug(slug); err != nil {

@@ -36,7 +36,7 @@ func TestTokensAndOrgs(t *testing.T) {
 
 	// Only the hash is stored.
 	var stored string
-	require.NoError(t, db.db.QueryRow(`SELECT hash FROM tokens`).Scan(&stored))
+	require.NoError(t, db.db.db.QueryRow(`SELECT hash FROM tokens`).Scan(&stored))
 	require.NotContains(t, stored, tok)
 	require.Equal(t, HashToken(tok), stored)
 
@@ -63,7 +63,7 @@ func TestTokensAndOrgs(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	var versions int
-	require.NoError(t, db.db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&versions))
+	require.NoError(t, db.db.db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&versions))
 	require.Equal(t, len(migrations), versions)
 	_, err = db.LookupToken(ctx, tok)
 	require.NoError(t, err)

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Scope is what a token may do.
@@ -90,7 +89,7 @@ func (s *DB) AddToken(ctx context.Context, org string, scope Scope, name, source
 	_, err = s.db.ExecContext(ctx, `INSERT INTO tokens (hash, org, scope, name, source, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		HashToken(token), org, string(scope), name, source, s.now().UnixMilli())
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if s.db.d.isUnique(err) {
 			return fmt.Errorf("token %q: %w", name, ErrExists)
 		}
 		return fmt.Errorf("add token %q: %w", name, err)
@@ -131,7 +130,7 @@ type ConfigToken struct {
 // config file: declared organizations are created, declared tokens are
 // stored, and config tokens no longer declared are removed.
 func (s *DB) SyncConfig(ctx context.Context, orgs []string, tokens []ConfigToken) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
 		return err
 	}

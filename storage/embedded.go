@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -59,8 +60,8 @@ func (e *Embedded) Org(slug string) (Org, error) {
 // embeddedOrg is an organization's TSDB.
 type embeddedOrg struct{ *tsdb.DB }
 
-// NumSeries implements SeriesCounter.
-func (o embeddedOrg) NumSeries() uint64 { return o.Head().NumSeries() }
+// ActiveSeries implements Org: the series of the TSDB's head block.
+func (o embeddedOrg) ActiveSeries() (uint64, bool) { return o.Head().NumSeries(), true }
 
 func (e *Embedded) db(slug string) (*tsdb.DB, error) {
 	e.mtx.Lock()
@@ -102,10 +103,10 @@ func (e *Embedded) db(slug string) (*tsdb.DB, error) {
 	return db, nil
 }
 
-// OpenExisting opens the TSDB of every organization that has one on disk,
-// replaying its WAL, so that a server is ready only once its data can be
-// queried. New organizations still open on first use.
-func (e *Embedded) OpenExisting() error {
+// Open implements Backend: it opens the TSDB of every organization that
+// has one on disk, replaying its WAL, so that a server is ready only once
+// its data can be queried.
+func (e *Embedded) Open(context.Context) error {
 	entries, err := os.ReadDir(e.opts.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

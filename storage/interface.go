@@ -7,6 +7,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 
 	promstorage "github.com/prometheus/prometheus/storage"
@@ -17,9 +18,15 @@ var ErrNoOrg = errors.New("no organization in request context")
 
 // Backend holds the storage of every organization.
 //
-// Its methods are safe for concurrent use. Close must be called once, after
-// every user of the Orgs it handed out has stopped.
+// Its methods are safe for concurrent use. Open is called once, before the
+// server is ready; Close once, after every user of the Orgs it handed out
+// has stopped.
 type Backend interface {
+	// Open prepares the backend so that a ready server answers queries at
+	// once: the embedded backend opens every organization that has data on
+	// disk (replaying its write-ahead log). Organizations it did not open
+	// open on first use.
+	Open(ctx context.Context) error
 	// Org returns the storage of the organization with the given slug,
 	// opening it on first use. The caller must have checked that the
 	// organization exists; the slug must be valid (see ValidSlug).
@@ -30,7 +37,18 @@ type Backend interface {
 
 // Org is the storage of one organization. It is safe for concurrent use and
 // owned by its Backend: callers never close it.
+//
+// Appenders are used by one goroutine each. When an appender's Commit
+// returns nil, its samples are in the organization's write-ahead log: they
+// survive a crash of the process (as Prometheus's, the log is fsynced per
+// segment, not per commit) and are visible to queries. When Commit fails,
+// none of them is stored.
 type Org interface {
 	promstorage.SampleAndChunkQueryable
 	promstorage.AppendableV2
+	// ActiveSeries is the number of the organization's series in memory,
+	// and whether the storage counts them. When it does, its appenders
+	// implement promstorage.GetRef, so that the series limit can tell a
+	// new series from a known one; wrappers must keep both.
+	ActiveSeries() (n uint64, counted bool)
 }

@@ -18,12 +18,6 @@ import (
 // organization's active-series limit.
 var ErrSeriesLimit = errors.New("active series limit reached")
 
-// SeriesCounter is implemented by an Org that knows its number of active
-// (in-memory) series.
-type SeriesCounter interface {
-	NumSeries() uint64
-}
-
 // LimitOptions are the per-organization storage limits.
 type LimitOptions struct {
 	// MaxSeriesPerOrg bounds the active series of an organization; 0: none.
@@ -69,8 +63,16 @@ type limitedOrg struct {
 func (o limitedOrg) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
 	inner := o.Org.AppenderV2(ctx)
 	a := &limitedAppender{AppenderV2: inner, o: o, report: reportFrom(ctx)}
-	a.getRef, _ = inner.(promstorage.GetRef)
-	a.counter, _ = o.Org.(SeriesCounter)
+	if _, counted := o.Org.ActiveSeries(); counted && o.l.opts.MaxSeriesPerOrg > 0 {
+		gr, ok := inner.(promstorage.GetRef)
+		if !ok {
+			// The Org contract says a counting storage's appenders look up
+			// series; a wrapper that drops it must not switch the limit off.
+			inner.Rollback()
+			return errAppender{fmt.Errorf("storage of organization %q counts its series but its appender (%T) cannot look them up (storage.GetRef): the series limit cannot be enforced", o.slug, inner)}
+		}
+		a.getRef = gr
+	}
 	if ex, ok := inner.(promstorage.ExemplarAppenderV2); ok {
 		return &limitedExemplarAppender{limitedAppender: a, ex: ex}
 	}
@@ -79,15 +81,18 @@ func (o limitedOrg) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
 
 type limitedAppender struct {
 	promstorage.AppenderV2
-	o       limitedOrg
-	getRef  promstorage.GetRef
-	counter SeriesCounter
-	report  *WriteReport
+	o limitedOrg
+	// getRef is set when the series limit applies.
+	getRef promstorage.GetRef
+	report *WriteReport
 }
 
 func (a *limitedAppender) Append(ref promstorage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts promstorage.AOptions) (promstorage.SeriesRef, error) {
-	if max := a.o.l.opts.MaxSeriesPerOrg; max > 0 && ref == 0 && a.getRef != nil && a.counter != nil {
-		if r, _ := a.getRef.GetRef(ls, ls.Hash()); r == 0 && a.counter.NumSeries() >= max {
+	if max := a.o.l.opts.MaxSeriesPerOrg; ref == 0 && a.getRef != nil {
+		if r, _ := a.getRef.GetRef(ls, ls.Hash()); r == 0 {
+			if n, _ := a.o.Org.ActiveSeries(); n < max {
+				return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+			}
 			a.o.l.rejected.Inc()
 			err := fmt.Errorf("%w: organization %q has %d active series, the limit (--limits.max-series-per-org); series %s was not created", ErrSeriesLimit, a.o.slug, max, ls.String())
 			a.report.record(err, nil)

@@ -18,11 +18,17 @@ import (
 // tokenCacheTTL bounds how long a removed token keeps working.
 const tokenCacheTTL = 10 * time.Second
 
+// authState is what authentication reads: tokens, and organizations.
+type authState interface {
+	LookupTokenHash(ctx context.Context, hash string) (state.TokenInfo, error)
+	OrgExists(ctx context.Context, slug string) (bool, error)
+}
+
 // authenticator checks tokens against the state database, with a short
 // cache so that remote write does not hit the database on every request.
 type authenticator struct {
 	logger *slog.Logger
-	db     *state.DB
+	db     authState
 	now    func() time.Time
 
 	mtx   sync.Mutex
@@ -42,7 +48,7 @@ type authToken struct {
 	hash string
 }
 
-func newAuthenticator(logger *slog.Logger, db *state.DB) *authenticator {
+func newAuthenticator(logger *slog.Logger, db authState) *authenticator {
 	return &authenticator{logger: logger, db: db, now: time.Now, cache: map[string]cachedToken{}}
 }
 

@@ -1,4 +1,4 @@
-package web
+package web_test
 
 import (
 	"encoding/json"
@@ -63,7 +63,15 @@ func TestGrafanaAnnotations(t *testing.T) {
 
 	code, resp = do(t, "GET", st.url+"/api/annotations?from="+fmt.Sprint(t0-1000)+"&to="+fmt.Sprint(time.Now().UnixMilli()+1000), rtok, nil, "")
 	require.Equal(t, 200, code, "%s", resp)
-	var out []grafanaAnnotationOut
+	// The fields Grafana reads of an annotation.
+	var out []struct {
+		ID           int64    `json:"id"`
+		DashboardUID string   `json:"dashboardUID"`
+		Time         int64    `json:"time"`
+		TimeEnd      int64    `json:"timeEnd"`
+		Text         string   `json:"text"`
+		Tags         []string `json:"tags"`
+	}
 	require.NoError(t, json.Unmarshal(resp, &out))
 	require.Len(t, out, 2, "%s", resp)
 	sort.Slice(out, func(i, j int) bool { return out[i].Time < out[j].Time })

@@ -1,4 +1,4 @@
-package web
+package web_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark/tidemark/internal/testutil"
+	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 )
@@ -28,7 +29,7 @@ func rwBody(t *testing.T, name string, n int) []byte {
 }
 
 func TestSeriesLimit(t *testing.T) {
-	st := newTestStack(t, func(c *stackConfig) { c.limits.MaxSeriesPerOrg = 10 })
+	st := newTestStack(t, func(o *server.Options) { o.MaxSeriesPerOrg = 10 })
 	tok := st.tokens["acme"][state.ScopeWrite]
 	code, resp := do(t, "POST", st.url+"/api/v1/write", tok, rwBody(t, "a", 8), "application/x-protobuf")
 	require.Equal(t, 204, code, "%s", resp)
@@ -49,9 +50,7 @@ func TestSeriesLimit(t *testing.T) {
 }
 
 func TestTokenRateLimit(t *testing.T) {
-	st := newTestStack(t, func(c *stackConfig) {
-		c.web = func(o *Options) { o.TokenRequestsPerSecond, o.TokenBurst = 1, 3 }
-	})
+	st := newTestStack(t, func(o *server.Options) { o.TokenRequestsPerSecond, o.TokenBurst = 1, 3 })
 	tok := st.tokens["acme"][state.ScopeRead]
 	for range 3 {
 		code, resp := do(t, "GET", st.url+"/api/v1/query?query=vector(1)", tok, nil, "")
@@ -77,8 +76,8 @@ func TestTokenRateLimit(t *testing.T) {
 // again, writes succeed.
 func TestStorageFailure(t *testing.T) {
 	broken := &brokenDisk{}
-	st := newTestStack(t, func(c *stackConfig) {
-		c.wrap = func(b storage.Backend) storage.Backend { return brokenBackend{b, broken} }
+	st := newTestStack(t, func(o *server.Options) {
+		o.WrapStorage = func(b storage.Backend) storage.Backend { return brokenBackend{b, broken} }
 	})
 	tok := st.tokens["acme"][state.ScopeWrite]
 	broken.set(true)
@@ -133,8 +132,6 @@ type brokenOrg struct {
 	disk *brokenDisk
 }
 
-func (o brokenOrg) NumSeries() uint64 { return o.Org.(storage.SeriesCounter).NumSeries() }
-
 func (o brokenOrg) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
 	return brokenAppender{o.Org.AppenderV2(ctx).(promstorage.ExemplarAppenderV2), o.disk}
 }
@@ -142,6 +139,11 @@ func (o brokenOrg) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
 type brokenAppender struct {
 	promstorage.ExemplarAppenderV2
 	disk *brokenDisk
+}
+
+// GetRef keeps the series limit working, as the storage.Org contract asks.
+func (a brokenAppender) GetRef(ls labels.Labels, hash uint64) (promstorage.SeriesRef, labels.Labels) {
+	return a.ExemplarAppenderV2.(promstorage.GetRef).GetRef(ls, hash)
 }
 
 func (a brokenAppender) Commit() error {

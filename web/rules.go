@@ -39,7 +39,7 @@ const (
 const maxNamespaceBytes = 512
 
 type rulerAPI struct {
-	db     *state.DB
+	db     state.RuleStore
 	parser parser.Parser
 }
 

@@ -1,4 +1,4 @@
-package web
+package web_test
 
 import (
 	"context"
@@ -13,11 +13,10 @@ import (
 	"github.com/tidemark/tidemark/state"
 )
 
-// newRulesTestStack is newTestStack with the rules manager behind
-// /api/v1/rules and /api/v1/alerts. Tests call its Sync instead of waiting
-// for the sync interval.
+// newRulesTestStack is newTestStack and its rules manager. Tests call its
+// Sync instead of waiting for the sync interval.
 func newRulesTestStack(t *testing.T) (*testStack, *alerting.Manager) {
-	st := newTestStack(t, func(c *stackConfig) { c.rules = true })
+	st := newTestStack(t)
 	return st, st.rules
 }
 
@@ -56,7 +55,7 @@ func TestRulerAPI(t *testing.T) {
 	// Nothing yet: Mimir's 404.
 	code, resp := do(t, "GET", base, rtok, nil, "")
 	require.Equal(t, 404, code, "%s", resp)
-	require.Contains(t, string(resp), errNoRuleGroups)
+	require.Contains(t, string(resp), "no rule groups found")
 
 	// Create.
 	code, resp = do(t, "POST", base+"/canary", wtok, []byte(canaryGroup), "application/yaml")
@@ -105,14 +104,14 @@ func TestRulerAPI(t *testing.T) {
 	require.Equal(t, 202, code, "%s", resp)
 	code, resp = do(t, "GET", base+"/canary/checkout", rtok, nil, "")
 	require.Equal(t, 404, code)
-	require.Contains(t, string(resp), errGroupNotFound)
+	require.Contains(t, string(resp), "group does not exist")
 	code, _ = do(t, "DELETE", base+"/canary/checkout", wtok, nil, "")
 	require.Equal(t, 404, code)
 	code, resp = do(t, "DELETE", base+"/team%2Fpayments", wtok, nil, "")
 	require.Equal(t, 202, code, "%s", resp)
 	code, resp = do(t, "DELETE", base+"/team%2Fpayments", wtok, nil, "")
 	require.Equal(t, 404, code)
-	require.Contains(t, string(resp), errNamespaceNotFound)
+	require.Contains(t, string(resp), "group namespace does not exist")
 	code, _ = do(t, "GET", base, rtok, nil, "")
 	require.Equal(t, 404, code)
 

@@ -37,12 +37,22 @@ type Options struct {
 	TokenRequestsPerSecond float64
 	TokenBurst             int
 
-	State   *state.DB
+	// Pprof serves Go's profiles under /debug/pprof/ to admin tokens.
+	Pprof bool
+
+	State   State
 	Backend storage.Backend
 	Events  *events.Service
 	Rules   RulesSource
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
+}
+
+// State is what the HTTP API reads and writes of the state database.
+type State interface {
+	state.Tokens
+	state.Orgs
+	state.RuleStore
 }
 
 // Handler is Tidemark's HTTP handler.
@@ -145,6 +155,9 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	h.handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	h.registerRuler()
 	h.registerAnalysis()
+	if opts.Pprof {
+		h.registerPprof()
+	}
 	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})))

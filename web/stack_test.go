@@ -1,103 +1,85 @@
-package web
+package web_test
 
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark/tidemark/alerting"
-	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/config"
+	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/state"
-	"github.com/tidemark/tidemark/storage"
 )
 
-// testStack is the whole server in process: state, storage, events, HTTP.
+// testStack is the whole server in process, built by server.New as
+// `tidemark serve` builds it, on a loopback port.
 type testStack struct {
 	url     string
-	handler *Handler
+	handler http.Handler
 	rules   *alerting.Manager
 	tokens  map[string]map[state.Scope]string // org -> scope -> token
-	events  *events.Service
 }
 
 var testOrgs = []string{"acme", "globex"}
 
-// stackConfig adjusts a test stack.
-type stackConfig struct {
-	web    func(*Options)
-	limits storage.LimitOptions
-	// wrap wraps the embedded storage (inside the limits), e.g. to inject faults.
-	wrap func(storage.Backend) storage.Backend
-	// rules puts a rules manager behind /api/v1/rules and /api/v1/alerts.
-	rules bool
-}
+// stackConfig adjusts a test stack's options before it is built.
+type stackConfig func(*server.Options)
 
-func newTestStack(t testing.TB, configure ...func(*stackConfig)) *testStack {
-	var cfg stackConfig
-	for _, c := range configure {
-		c(&cfg)
-	}
-	dir := t.TempDir()
-	db, err := state.Open(filepath.Join(dir, "state.db"))
-	require.NoError(t, err)
-	ctx := context.Background()
+func newTestStack(t testing.TB, configure ...stackConfig) *testStack {
+	opts := server.DefaultOptions()
+	opts.Version = "test"
+	opts.ListenAddress = "127.0.0.1:0"
+	opts.StoragePath = t.TempDir()
+	opts.MaxRequestBytes = 1 << 20
+	opts.Retention = 24 * time.Hour
+	opts.OutOfOrderWindow = 7 * 24 * time.Hour
+	opts.QueryTimeout = time.Minute
+	opts.MaxSamples = 1e7
+	opts.TokenRequestsPerSecond = 0
+	opts.ShutdownTimeout = 5 * time.Second
+
 	st := &testStack{tokens: map[string]map[state.Scope]string{}}
+	cfg := &config.Config{Alerting: config.DefaultAlerting()}
+	// Rules are evaluated every second; tests sync rule groups themselves.
+	cfg.Alerting.EvaluationInterval = model.Duration(time.Second)
+	cfg.Alerting.SyncInterval = model.Duration(time.Hour)
 	for _, org := range testOrgs {
-		require.NoError(t, db.CreateOrg(ctx, org))
+		o := config.Organization{Slug: org}
 		st.tokens[org] = map[state.Scope]string{}
 		for _, sc := range []state.Scope{state.ScopeRead, state.ScopeWrite, state.ScopeAdmin} {
 			tok := state.NewToken()
-			require.NoError(t, db.AddToken(ctx, org, sc, org+"-"+string(sc), state.SourceCLI, tok))
+			o.Tokens = append(o.Tokens, config.Token{Name: org + "-" + string(sc), Scope: string(sc), Value: tok})
 			st.tokens[org][sc] = tok
 		}
+		cfg.Organizations = append(cfg.Organizations, o)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	embedded := storage.NewEmbedded(logger, reg, storage.EmbeddedOptions{Dir: filepath.Join(dir, "tsdb"), Retention: 24 * time.Hour, OutOfOrderWindow: 7 * 24 * time.Hour})
-	var inner storage.Backend = embedded
-	if cfg.wrap != nil {
-		inner = cfg.wrap(embedded)
+	opts.Config = cfg
+	for _, c := range configure {
+		c(&opts)
 	}
-	backend := storage.NewLimited(inner, reg, cfg.limits)
-	st.events = events.NewService(logger, reg, db, backend, events.Options{})
-	require.NoError(t, st.events.Recover(ctx))
-	go st.events.Run()
-	opts := Options{
-		Version: "test", MaxRequestBytes: 1 << 20, QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
-		State: db, Backend: backend, Events: st.events, Gatherer: reg,
-	}
-	if cfg.rules {
-		am, err := alerting.New(logger, reg, alerting.Options{
-			Store: db, Backend: backend, Events: st.events,
-			EvaluationInterval: time.Second, SyncInterval: time.Hour,
-			QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
-		})
-		require.NoError(t, err)
-		opts.Rules = am.Retriever
-		st.rules = am
-	}
-	if cfg.web != nil {
-		cfg.web(&opts)
-	}
-	h := New(logger, reg, opts)
-	h.SetReady()
-	st.handler = h
-	srv := httptest.NewServer(h)
-	st.url = srv.URL
+
+	srv, err := server.New(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), opts)
+	require.NoError(t, err)
+	st.url = "http://" + srv.Addr().String()
+	st.handler = srv.Handler()
+	st.rules = srv.Rules()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
-		srv.Close()
-		if st.rules != nil {
-			st.rules.Stop()
-		}
-		st.events.Stop()
-		backend.Close()
-		db.Close()
+		cancel()
+		require.NoError(t, <-done)
 	})
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		t.Fatalf("server stopped before it was ready: %v", err)
+	}
 	return st
 }

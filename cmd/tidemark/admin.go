@@ -8,6 +8,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/state"
 )
 
@@ -45,7 +46,7 @@ func (c *adminCmd) handles(cmd string) bool {
 }
 
 func (c *adminCmd) run(cmd string) int {
-	db, err := state.Open(filepath.Join(c.storagePath, stateFile))
+	db, err := state.Open(filepath.Join(c.storagePath, server.StateFile))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tidemark: %v\n", err)
 		return exitUnavailable

@@ -160,7 +160,7 @@ rules:
     expr: sum by (service, env, code) (rate(http_requests_total[1m]))
 `
 
-func putEvents(t *testing.T, srv *server, body string) {
+func putEvents(t *testing.T, srv *binServer, body string) {
 	req, err := http.NewRequest("PUT", srv.url+"/api/v4/organizations/acme/change_events", strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+acmeWrite)

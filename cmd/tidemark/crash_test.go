@@ -30,7 +30,7 @@ type acked struct {
 
 // load writes samples and events until the server stops answering, and
 // records what was acknowledged.
-func load(t *testing.T, srv *server, cycle int, a *acked, stop <-chan struct{}) {
+func load(t *testing.T, srv *binServer, cycle int, a *acked, stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { // Remote write, one sample per request, increasing times.
@@ -162,7 +162,7 @@ func TestCrashSafety(t *testing.T) {
 	require.Greater(t, len(a.events), 100)
 }
 
-func verifyAcked(t *testing.T, srv *server, a *acked, cycles int) {
+func verifyAcked(t *testing.T, srv *binServer, a *acked, cycles int) {
 	p := promClient(t, srv.url+"/api/v4/organizations/acme/prometheus", acmeRead)
 	// Every acknowledged sample, with its value, and nothing else.
 	v, _, _, err := p.Query(context.Background(), `crash_samples[1h]`, time.Now())
@@ -227,7 +227,7 @@ func rangeSamples(t *testing.T, v any) []tv {
 // since when. With notBefore (a start), it waits until the rules had time to
 // load, evaluate twice and restore their for state (Prometheus restores
 // after the second evaluation).
-func pendingSince(t *testing.T, srv *server, notBefore time.Time) time.Time {
+func pendingSince(t *testing.T, srv *binServer, notBefore time.Time) time.Time {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequest("GET", srv.url+"/api/v4/organizations/acme/prometheus/api/v1/alerts", nil)

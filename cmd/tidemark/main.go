@@ -4,14 +4,10 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/oklog/run"
 	"github.com/prometheus/common/model"
 )
 
@@ -78,20 +74,4 @@ func (v durationValue) String() string { return model.Duration(*v.d).String() }
 
 func durationFlag(f *kingpin.FlagClause, dst *time.Duration) {
 	f.SetValue(durationValue{d: dst})
-}
-
-// addSignalActor adds to g an actor that returns on SIGINT or SIGTERM,
-// which stops the group.
-func addSignalActor(g *run.Group, logger *slog.Logger) {
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
-	cancel := make(chan struct{})
-	g.Add(func() error {
-		select {
-		case s := <-term:
-			logger.Info("received signal, shutting down", "signal", s.String())
-		case <-cancel:
-		}
-		return nil
-	}, func(error) { close(cancel) })
 }

@@ -191,7 +191,7 @@ func TestFirstStartNoFlags(t *testing.T) {
 	ln, err := net.Listen("tcp", ":9470")
 	require.NoError(t, err, "the default port 9470 must be free for this test")
 	ln.Close()
-	s := &server{t: t, dir: dir, addr: "127.0.0.1:9470", defaultAddr: true}
+	s := &binServer{t: t, dir: dir, addr: "127.0.0.1:9470", defaultAddr: true}
 	s.start()
 	t.Cleanup(func() { s.stop(syscall.SIGKILL) })
 

@@ -37,8 +37,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// server is a running tidemark binary.
-type server struct {
+// binServer is a running tidemark binary.
+type binServer struct {
 	t    testing.TB
 	cmd  *exec.Cmd
 	url  string
@@ -59,14 +59,14 @@ func freeAddr(t testing.TB) string {
 
 // startServer starts `tidemark serve` on dir (its working directory) and a
 // free loopback port, and waits until it is ready.
-func startServer(t testing.TB, dir string, args ...string) *server {
-	s := &server{t: t, dir: dir, addr: freeAddr(t), args: args}
+func startServer(t testing.TB, dir string, args ...string) *binServer {
+	s := &binServer{t: t, dir: dir, addr: freeAddr(t), args: args}
 	s.start()
 	t.Cleanup(func() { s.stop(syscall.SIGKILL) })
 	return s
 }
 
-func (s *server) start() {
+func (s *binServer) start() {
 	s.log = &bytes.Buffer{}
 	args := append([]string{"serve", "--web.listen-address=" + s.addr}, s.args...)
 	if s.defaultAddr {
@@ -96,7 +96,7 @@ func waitReady(t testing.TB, url string, log *bytes.Buffer) {
 }
 
 // stop ends the server with sig and waits for it.
-func (s *server) stop(sig syscall.Signal) {
+func (s *binServer) stop(sig syscall.Signal) {
 	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
 		return
 	}
@@ -112,13 +112,13 @@ func (s *server) stop(sig syscall.Signal) {
 	}
 }
 
-func (s *server) restart() {
+func (s *binServer) restart() {
 	s.stop(syscall.SIGTERM)
 	require.Contains(s.t, s.log.String(), "received signal, shutting down")
 	s.start()
 }
 
-func (s *server) bootstrapToken() string {
+func (s *binServer) bootstrapToken() string {
 	b, err := os.ReadFile(filepath.Join(s.dir, "data", "bootstrap-token"))
 	require.NoError(s.t, err)
 	return strings.TrimSpace(string(b))
@@ -138,7 +138,7 @@ func tidemark(t testing.TB, env []string, args ...string) (int, string) {
 
 // eventIDs lists, through every page of the events API, how often each
 // event id of organization acme matching query appears.
-func eventIDs(t testing.TB, srv *server, query string) map[string]int {
+func eventIDs(t testing.TB, srv *binServer, query string) map[string]int {
 	ids := map[string]int{}
 	cursor := ""
 	for {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -43,8 +42,8 @@ type watchCmd struct {
 	url, org, token string
 	retries         int
 
-	listenAddress       string
-	logLevel, logFormat string
+	listenAddress string
+	log           logFlags
 }
 
 func newWatchCmd(app *kingpin.Application) *watchCmd {
@@ -63,8 +62,7 @@ func newWatchCmd(app *kingpin.Application) *watchCmd {
 	f("token", "Token with write scope.").Envar("TIDEMARK_TOKEN").StringVar(&c.token)
 	f("retries", "Retries of one write on 429, 5xx and network errors, with backoff; then the watcher waits and tries again.").Default("5").IntVar(&c.retries)
 	f("web.listen-address", "Address for /metrics, /-/healthy and /-/ready; empty: none.").Default("").StringVar(&c.listenAddress)
-	f("log.level", "Log level: debug, info, warn, error.").Default("info").EnumVar(&c.logLevel, "debug", "info", "warn", "error")
-	f("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&c.logFormat, "logfmt", "json")
+	c.log.register(c.cmd)
 	return c
 }
 
@@ -77,16 +75,6 @@ func kindNames() []string {
 }
 
 func (c *watchCmd) handles(cmd string) bool { return cmd == c.cmd.FullCommand() }
-
-func (c *watchCmd) logger() *slog.Logger {
-	var lvl slog.Level
-	lvl.UnmarshalText([]byte(c.logLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
-}
 
 // splitList splits repeatable, comma-separated flag values.
 func splitList(items []string) []string {
@@ -102,7 +90,7 @@ func splitList(items []string) []string {
 }
 
 func (c *watchCmd) run() int {
-	logger := c.logger()
+	logger := c.log.logger()
 	kinds, err := watch.ParseKinds(c.kinds)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tidemark: --kinds: %v\n", err)
@@ -170,10 +158,11 @@ func (c *watchCmd) run() int {
 		return exitRejected
 	}
 
+	ctx, stop := signalContext(logger)
+	defer stop()
 	var g run.Group
-	addSignalActor(&g, logger)
 	{
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
 			if err := w.Run(ctx); err != nil {
 				return fmt.Errorf("watch: %w", err)

@@ -121,7 +121,7 @@ type listedEvent struct {
 	Duration *float64          `json:"duration_seconds"`
 }
 
-func listLogged(t *testing.T, srv *server, query string) ([]listedEvent, string) {
+func listLogged(t *testing.T, srv *binServer, query string) ([]listedEvent, string) {
 	t.Helper()
 	req, err := http.NewRequest("GET", srv.url+"/api/v4/organizations/acme/change_events?limit=1000&"+query, nil)
 	require.NoError(t, err)
@@ -145,7 +145,7 @@ func listLogged(t *testing.T, srv *server, query string) ([]listedEvent, string)
 
 // settled waits until the watcher has nothing left to write and the server
 // lists a stable number of events, and returns them.
-func watchSettled(t *testing.T, srv *server, w *watch.Watcher) []listedEvent {
+func watchSettled(t *testing.T, srv *binServer, w *watch.Watcher) []listedEvent {
 	t.Helper()
 	var evs []listedEvent
 	last, quiet := -1, 0

@@ -1,0 +1,415 @@
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	promstorage "github.com/prometheus/prometheus/storage"
+
+	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/storage"
+)
+
+// A group of requests is written in one event-log transaction, in steps:
+//
+//  1. plan, request by request (planRequest): which events are new and which
+//     are duplicates (of the log, of an earlier request of the group, of the
+//     same request); how starts and stops pair against the open set, through
+//     an overlay, so that a request can be undone alone; the samples that
+//     follow;
+//  2. stage, request by request (stageRequest): the samples are appended,
+//     uncommitted, to the organization's TSDB; a request whose samples are
+//     refused is undone and answered alone; then for the group (store): seqs
+//     from the database, the rows inserted, pairs closed, expired starts
+//     closed;
+//  3. commit: the log transaction first — from then on the log is the truth,
+//     and a crash before the TSDB commit is repaired by replaying uncommitted
+//     rows — then the TSDB appenders, then the rows are marked committed.
+//
+// If the log refuses a row as a duplicate (another writer stored the same
+// event after this group looked), everything is rolled back and the group is
+// planned again, once it can see that writer's row.
+
+// maxReplans bounds how often a group is planned again.
+const maxReplans = 3
+
+// groupWrite is a group of requests on its way to being stored.
+type groupWrite struct {
+	s   *Service
+	tx  state.EventTx
+	now time.Time
+	ov  *overlay
+	// seen are the new rows of the group's requests staged so far, by
+	// organization and dedup key.
+	seen map[string]*state.EventRow
+	// replayed are the seqs of uncommitted log rows whose samples a request
+	// of the group writes again.
+	replayed map[int64]bool
+	reqs     []*plannedRequest
+}
+
+// plannedRequest is one request of a group.
+type plannedRequest struct {
+	req     *request
+	results []Result
+	// resultRows[i], when set, is the new row results[i] stands for: its
+	// seq is known only once the group is stored.
+	resultRows []*state.EventRow
+	// rows are the request's new rows, in order.
+	rows []*state.EventRow
+	// local are the new rows of this request, by organization and dedup key.
+	local   map[string]*state.EventRow
+	opened  []openedStart
+	pairs   []closedPair
+	samples []sample
+	// replays are the seqs of uncommitted rows this request writes again.
+	replays []int64
+	undo    []undoEntry
+	app     promstorage.AppenderV2
+	err     error
+}
+
+// openedStart is a start that a request opened: the open set learns its
+// seq when the group is stored.
+type openedStart struct {
+	row *state.EventRow
+	ev  *openEvent
+}
+
+// closedPair is a stop that ended an open start.
+type closedPair struct {
+	start      *openEvent
+	stop       *state.EventRow
+	durationMS int64
+}
+
+// process writes a group of requests and answers each.
+func (s *Service) process(group []*request) {
+	start := s.now()
+	defer func() { s.batchTime.Observe(time.Since(start).Seconds()) }()
+	for attempt := 0; ; attempt++ {
+		g, err := s.writeGroup(group, start)
+		if errors.Is(err, state.ErrDuplicate) && attempt < maxReplans {
+			s.replanned.Inc()
+			s.logger.Info("another writer stored an event of this group meanwhile; planning it again", "err", err)
+			continue
+		}
+		if err != nil {
+			s.logger.Error("write change events", "err", err)
+			for _, r := range group {
+				r.reply <- reply{err: ErrUnavailable}
+			}
+			return
+		}
+		g.reply()
+		return
+	}
+}
+
+// writeGroup plans, stages and commits a group. On error nothing of it is
+// stored and nothing is answered.
+func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, error) {
+	tx, err := s.log.BeginEvents(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	g := &groupWrite{s: s, tx: tx, now: now, ov: newOverlay(s.open), seen: map[string]*state.EventRow{}, replayed: map[int64]bool{}}
+	for _, req := range group {
+		p, err := g.planRequest(req)
+		if err != nil {
+			g.abort()
+			return nil, err
+		}
+		g.stageRequest(p)
+	}
+	active, err := g.store()
+	if err != nil {
+		g.abort()
+		return nil, err
+	}
+	if err := g.tx.Commit(); err != nil {
+		g.abort()
+		return nil, fmt.Errorf("commit event log: %w", err)
+	}
+	g.commit(active)
+	return g, nil
+}
+
+// abort rolls back the log transaction and every appender.
+func (g *groupWrite) abort() {
+	g.tx.Rollback()
+	for _, p := range g.reqs {
+		if p.app != nil {
+			p.app.Rollback()
+		}
+	}
+}
+
+// planRequest decides what a request stores: step 1.
+func (g *groupWrite) planRequest(req *request) (*plannedRequest, error) {
+	s := g.s
+	p := &plannedRequest{req: req, results: make([]Result, len(req.events)), resultRows: make([]*state.EventRow, len(req.events)), local: map[string]*state.EventRow{}}
+	g.reqs = append(g.reqs, p)
+	keys := make([]string, len(req.events))
+	for i := range req.events {
+		keys[i] = dedupKey(&req.events[i])
+	}
+	stored, err := g.tx.FindDedups(req.org, keys)
+	if err != nil {
+		return nil, err
+	}
+	for i := range req.events {
+		ev := &req.events[i]
+		gk := req.org + "\xff" + keys[i]
+		if row := p.local[gk]; row != nil {
+			p.duplicateOfNew(i, row)
+			continue
+		}
+		if row := g.seen[gk]; row != nil {
+			p.duplicateOfNew(i, row)
+			continue
+		}
+		if row, found := stored[keys[i]]; found {
+			p.results[i] = Result{ID: row.ID, Timestamp: formatTime(row.TS), Duplicate: true, Seq: row.Seq}
+			if !row.Committed && !g.replayed[row.Seq] {
+				// Its first write never reached the TSDB: do it now.
+				g.replayed[row.Seq] = true
+				p.replays = append(p.replays, row.Seq)
+				p.samples = append(p.samples, s.rowSamples(row)...)
+			}
+			continue
+		}
+		row, err := s.newRow(req.org, ev, keys[i], g.now)
+		if err != nil {
+			return nil, err
+		}
+		s.pair(g.ov, p, row, ev)
+		p.samples = append(p.samples, s.pointSamples(ev)...)
+		p.rows = append(p.rows, row)
+		p.results[i] = Result{ID: row.ID, Timestamp: formatTime(row.TS)}
+		p.resultRows[i] = row
+		p.local[gk] = row
+	}
+	return p, nil
+}
+
+func (p *plannedRequest) duplicateOfNew(i int, row *state.EventRow) {
+	p.results[i] = Result{ID: row.ID, Timestamp: formatTime(row.TS), Duplicate: true}
+	p.resultRows[i] = row
+}
+
+// stageRequest appends a request's samples, uncommitted: step 2. A request
+// whose samples are refused is undone and keeps its error.
+func (g *groupWrite) stageRequest(p *plannedRequest) {
+	s := g.s
+	org, err := s.backend.Org(p.req.org)
+	if err != nil {
+		g.ov.undo(p.undo)
+		p.err = ErrUnavailable
+		s.logger.Error("open organization storage", "org", p.req.org, "err", err)
+		return
+	}
+	p.app = org.AppenderV2(context.Background())
+	if err := appendAll(p.app, p.samples); err != nil {
+		p.app.Rollback()
+		p.app = nil
+		g.ov.undo(p.undo)
+		p.err = s.appendError(err)
+		return
+	}
+	for k, row := range p.local {
+		g.seen[k] = row
+	}
+}
+
+// store writes the staged requests' rows into the log transaction, and
+// returns the active samples of the starts the group opened.
+func (g *groupWrite) store() (map[string][]sample, error) {
+	var rows []*state.EventRow
+	for _, p := range g.reqs {
+		if p.err == nil {
+			rows = append(rows, p.rows...)
+		}
+	}
+	first, err := g.tx.AllocSeqs(len(rows))
+	if err != nil {
+		return nil, err
+	}
+	for i, row := range rows {
+		row.Seq = first + int64(i)
+	}
+	for _, p := range g.reqs {
+		if p.err != nil {
+			continue
+		}
+		for _, o := range p.opened {
+			o.ev.seq = o.row.Seq
+		}
+		for _, pr := range p.pairs {
+			pr.stop.PairSeq.Int64, pr.stop.PairSeq.Valid = pr.start.seq, true
+			pr.stop.DurationMS.Int64, pr.stop.DurationMS.Valid = pr.durationMS, true
+		}
+		for i, row := range p.resultRows {
+			if row != nil {
+				p.results[i].Seq = row.Seq
+			}
+		}
+	}
+	if err := g.tx.Insert(rows); err != nil {
+		return nil, err
+	}
+	for _, p := range g.reqs {
+		if p.err != nil {
+			continue
+		}
+		for _, pr := range p.pairs {
+			if err := g.tx.ClosePair(pr.start.seq, pr.stop.Seq, pr.durationMS); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// The active samples of the starts of this group, up to now.
+	active, expired := g.s.advanceOpen(g.ov, g.now.UnixMilli(), true)
+	for _, seq := range expired {
+		if err := g.tx.ExpireOpen(seq); err != nil {
+			return nil, err
+		}
+	}
+	return active, nil
+}
+
+// commit makes the group's samples durable once its log transaction has
+// committed: step 3.
+func (g *groupWrite) commit(active map[string][]sample) {
+	s := g.s
+	ctx := context.Background()
+	g.ov.apply()
+	s.openGauge.Set(float64(s.open.len()))
+	var committed []int64
+	for _, p := range g.reqs {
+		if p.err != nil {
+			continue
+		}
+		if err := p.app.Commit(); err != nil {
+			s.logger.Error("commit change event samples", "org", p.req.org, "err", err)
+			p.err = ErrUnavailable
+			s.needReplay = true
+			// Write the active series of its starts again from the start.
+			for _, o := range p.opened {
+				if cur := s.open.byKey[openKey(o.row.Org, o.row.PairKey)]; cur == o.ev {
+					cur.next = cur.start
+				}
+			}
+			continue
+		}
+		for _, row := range p.rows {
+			committed = append(committed, row.Seq)
+			s.received.WithLabelValues(row.State).Inc()
+		}
+		committed = append(committed, p.replays...)
+		for _, r := range p.results {
+			if r.Duplicate {
+				s.duplicates.Inc()
+			}
+		}
+	}
+	s.commitSamples(ctx, active)
+	slices.Sort(committed)
+	if err := s.log.MarkCommitted(ctx, committed); err != nil {
+		// The rows are replayed (idempotently) at the next start.
+		s.logger.Warn("mark change events committed", "err", err)
+	}
+}
+
+// reply answers every request of the group.
+func (g *groupWrite) reply() {
+	for _, p := range g.reqs {
+		if p.err != nil {
+			p.req.reply <- reply{err: p.err}
+		} else {
+			p.req.reply <- reply{results: p.results}
+		}
+	}
+}
+
+func formatTime(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func newID(now time.Time) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return fmt.Sprintf("%012x%s", now.UnixMilli(), hex.EncodeToString(b))
+}
+
+// dedupKey identifies an event for idempotency: its id, or its name, state,
+// time and labels.
+func dedupKey(ev *Event) string {
+	if ev.ID != "" {
+		return "id:" + ev.ID
+	}
+	return fmt.Sprintf("ev:%s\x00%s\x00%d\x00%s", ev.Name, ev.State, ev.Time, ev.Labels.String())
+}
+
+func appendAll(app promstorage.AppenderV2, samples []sample) error {
+	for _, sm := range samples {
+		if _, err := app.Append(0, sm.ls, 0, sm.t, sm.v, nil, nil, promstorage.AOptions{}); err != nil {
+			return fmt.Errorf("series %s at %s: %w", sm.ls.String(), formatTime(sm.t), err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) appendError(err error) error {
+	if errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp) {
+		return &ConflictError{msg: "an event conflicts with a stored one: " + err.Error() + "; send a different timestamp, or the same value"}
+	}
+	if errors.Is(err, storage.ErrSeriesLimit) {
+		return &InputError{Index: -1, Problem: err.Error()}
+	}
+	if errors.Is(err, promstorage.ErrOutOfBounds) || errors.Is(err, promstorage.ErrTooOldSample) || errors.Is(err, promstorage.ErrOutOfOrderSample) {
+		return &InputError{Index: -1, Field: "timestamp", Problem: "is too old for storage: " + err.Error(), Accepted: "times within the backfill window"}
+	}
+	s.logger.Error("append change event samples", "err", err)
+	return ErrUnavailable
+}
+
+// newRow is the log row of a new event; its Seq is set when the group is
+// stored.
+func (s *Service) newRow(org string, ev *Event, key string, received time.Time) (*state.EventRow, error) {
+	id := ev.ID
+	if id == "" {
+		id = newID(received)
+	}
+	lbls, err := json.Marshal(ev.Labels)
+	if err != nil {
+		return nil, err
+	}
+	links := []byte("[]")
+	if len(ev.Links) > 0 {
+		if links, err = json.Marshal(ev.Links); err != nil {
+			return nil, err
+		}
+	}
+	return &state.EventRow{
+		Org:        org,
+		ID:         id,
+		DedupKey:   key,
+		Name:       ev.Name,
+		State:      string(ev.State),
+		TS:         ev.Time,
+		Value:      ev.Value,
+		Labels:     string(lbls),
+		PairKey:    pairLabels(ev.Name, ev.Labels).String(),
+		Body:       string(ev.Raw),
+		Metadata:   string(ev.Metadata),
+		Links:      string(links),
+		ReceivedAt: received.UnixMilli(),
+	}, nil
+}

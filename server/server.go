@@ -1,0 +1,376 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/grafana/regexp"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/rules"
+
+	"github.com/tidemark/tidemark/alerting"
+	"github.com/tidemark/tidemark/config"
+	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/web"
+)
+
+// The files of the data directory besides the TSDBs.
+const (
+	StateFile          = "state.db"
+	BootstrapTokenFile = "bootstrap-token"
+)
+
+// Server is a built server. Run runs it once.
+type Server struct {
+	logger *slog.Logger
+	opts   Options
+
+	db       *state.DB
+	backend  storage.Backend
+	events   *events.Service
+	rules    *alerting.Manager
+	senders  []alertSender
+	handler  *web.Handler
+	listener net.Listener
+	ready    chan struct{}
+}
+
+// New builds a server: it opens the state database (creating organization
+// "default" and its admin token on a first start), prepares the storage,
+// the event writer, the rules of every organization and the HTTP API, and
+// listens. Nothing is served until Run. reg receives every metric.
+func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Server, err error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	alertCfg := config.DefaultAlerting()
+	if opts.Config != nil {
+		alertCfg = opts.Config.Alerting
+	}
+	if err := alerting.CheckRuleFiles(alertCfg.RuleFiles); err != nil {
+		return nil, err
+	}
+	var cors *regexp.Regexp
+	if opts.CORSOrigin != "" {
+		if cors, err = regexp.Compile("^(?:" + opts.CORSOrigin + ")$"); err != nil {
+			return nil, fmt.Errorf("--web.cors.origin %q: %w", opts.CORSOrigin, err)
+		}
+	}
+
+	s := &Server{logger: logger, opts: opts, ready: make(chan struct{})}
+	// What New opened is closed again if it fails.
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	ctx := context.Background()
+	if err := os.MkdirAll(opts.StoragePath, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if s.db, err = state.Open(filepath.Join(opts.StoragePath, StateFile)); err != nil {
+		return nil, err
+	}
+	if opts.Config != nil {
+		orgs, toks := opts.Config.StateTokens()
+		if err := s.db.SyncConfig(ctx, orgs, toks); err != nil {
+			return nil, err
+		}
+	}
+	if err := bootstrap(ctx, logger, s.db, opts.StoragePath); err != nil {
+		return nil, err
+	}
+
+	var inner storage.Backend = storage.NewEmbedded(logger.With("component", "storage"), reg, storage.EmbeddedOptions{
+		Dir:              filepath.Join(opts.StoragePath, "tsdb"),
+		Retention:        opts.Retention,
+		OutOfOrderWindow: max(opts.OutOfOrderWindow, opts.Events.Limits.Backfill),
+	})
+	if opts.WrapStorage != nil {
+		inner = opts.WrapStorage(inner)
+	}
+	s.backend = storage.NewLimited(inner, reg, storage.LimitOptions{MaxSeriesPerOrg: opts.MaxSeriesPerOrg})
+	s.events = events.NewService(logger.With("component", "events"), reg, s.db, s.backend, opts.Events)
+
+	if s.senders, err = alertSenders(logger, reg, alertCfg); err != nil {
+		return nil, err
+	}
+	ruleSenders := make([]rules.Sender, 0, len(s.senders)+len(opts.AlertSenders))
+	for _, snd := range s.senders {
+		ruleSenders = append(ruleSenders, snd)
+	}
+	ruleSenders = append(ruleSenders, opts.AlertSenders...)
+	s.rules, err = alerting.New(logger.With("component", "rules"), reg, alerting.Options{
+		Store:              s.db,
+		Backend:            s.backend,
+		Events:             s.events,
+		Senders:            ruleSenders,
+		RuleFiles:          alertCfg.RuleFiles,
+		EvaluationInterval: time.Duration(alertCfg.EvaluationInterval),
+		ResendDelay:        time.Duration(alertCfg.ResendDelay),
+		ForGracePeriod:     time.Duration(alertCfg.ForGracePeriod),
+		OutageTolerance:    time.Duration(alertCfg.OutageTolerance),
+		SyncInterval:       time.Duration(alertCfg.SyncInterval),
+		ExternalURL:        externalURL(alertCfg.ExternalURL, opts.ListenAddress),
+		QueryTimeout:       opts.QueryTimeout,
+		LookbackDelta:      opts.LookbackDelta,
+		MaxSamples:         opts.MaxSamples,
+		Context: alerting.ContextOptions{
+			Lookback:    time.Duration(alertCfg.ChangeContext.Lookback),
+			MatchLabels: alertCfg.ChangeContext.MatchLabels,
+			MaxEvents:   alertCfg.ChangeContext.MaxEvents,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	gatherer, _ := reg.(prometheus.Gatherer)
+	if gatherer == nil {
+		gatherer = prometheus.NewRegistry()
+	}
+	s.handler = web.New(logger.With("component", "web"), reg, web.Options{
+		Version:                opts.Version,
+		MaxRequestBytes:        opts.MaxRequestBytes,
+		QueryTimeout:           opts.QueryTimeout,
+		LookbackDelta:          opts.LookbackDelta,
+		MaxSamples:             opts.MaxSamples,
+		CORSOrigin:             cors,
+		TokenRequestsPerSecond: opts.TokenRequestsPerSecond,
+		TokenBurst:             opts.TokenBurst,
+		Pprof:                  opts.Pprof,
+		State:                  s.db,
+		Backend:                s.backend,
+		Events:                 s.events,
+		Rules:                  s.rules.Retriever,
+		Gatherer:               gatherer,
+	})
+
+	s.listener = opts.Listener
+	if s.listener == nil {
+		if s.listener, err = net.Listen("tcp", opts.ListenAddress); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", opts.ListenAddress, err)
+		}
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Handler is the HTTP API, for callers that serve it themselves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Ready is closed once the server is ready: every organization's storage
+// is open and the event log recovered.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// State is the state database.
+func (s *Server) State() *state.DB { return s.db }
+
+// Events is the change-event service.
+func (s *Server) Events() *events.Service { return s.events }
+
+// Rules is the rules manager of every organization.
+func (s *Server) Rules() *alerting.Manager { return s.rules }
+
+// Run serves until ctx is done or a component fails, then stops in order:
+// the HTTP server drains its requests, the event writer finishes what was
+// queued, the rules finish their evaluations, the alerts queued are sent,
+// and the storage and state are closed. It returns the error that stopped
+// it, nil for ctx.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	logger := s.logger
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
+	httpDone := make(chan struct{})
+	recovered := make(chan struct{})
+	rulesDone := make(chan struct{})
+
+	var g run.Group
+	{
+		// The caller's context: its end stops everything.
+		cancel := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-ctx.Done():
+			case <-cancel:
+			}
+			return nil
+		}, func(error) { close(cancel) })
+	}
+	{
+		// The HTTP server: it listens at once, so /-/healthy answers while
+		// the rest starts; other routes answer 503 until ready.
+		g.Add(func() error {
+			logger.Info("listening", "address", s.listener.Addr().String(), "storage", s.opts.StoragePath)
+			if err := srv.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}, func(error) {
+			sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				logger.Warn("in-flight requests did not finish before the shutdown timeout", "err", err)
+			}
+			close(httpDone)
+		})
+	}
+	{
+		// The event writer: recovery first, then readiness, then the
+		// loop. It stops after the HTTP server has drained, so in-flight
+		// event writes finish.
+		stop := make(chan struct{})
+		g.Add(func() error {
+			// Ready means queryable: replay every organization's WAL first.
+			if err := s.backend.Open(ctx); err != nil {
+				return err
+			}
+			if err := s.events.Recover(ctx); err != nil {
+				return fmt.Errorf("recover change events: %w", err)
+			}
+			close(recovered)
+			select {
+			case <-stop:
+				return nil
+			default:
+			}
+			s.handler.SetReady()
+			close(s.ready)
+			logger.Info("ready")
+			s.events.Run()
+			return nil
+		}, func(error) {
+			<-httpDone
+			close(stop)
+			s.events.Stop()
+		})
+	}
+	{
+		// The rules of every organization: evaluated once the storage has
+		// recovered, stopped after the HTTP server has drained.
+		stop := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-recovered:
+			case <-stop:
+				return nil
+			}
+			s.rules.Run()
+			return nil
+		}, func(error) {
+			<-httpDone
+			close(stop)
+			s.rules.Stop()
+			close(rulesDone)
+		})
+	}
+	for _, snd := range s.senders {
+		// Alertmanagers and webhooks: they deliver what the last
+		// evaluations queued, then stop.
+		g.Add(func() error {
+			snd.Run()
+			return nil
+		}, func(error) {
+			<-rulesDone
+			snd.Stop()
+		})
+	}
+	return g.Run()
+}
+
+// close closes the storage and the state, once.
+func (s *Server) close() {
+	if s.backend != nil {
+		if err := s.backend.Close(); err != nil {
+			s.logger.Error("close storage", "err", err)
+		}
+		s.backend = nil
+	}
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.logger.Error("close state database", "err", err)
+		}
+		s.db = nil
+	}
+}
+
+// alertSender is where alerts go: Alertmanagers or webhooks.
+type alertSender interface {
+	rules.Sender
+	Run()
+	Stop()
+}
+
+func alertSenders(logger *slog.Logger, reg prometheus.Registerer, cfg config.Alerting) ([]alertSender, error) {
+	var out []alertSender
+	if len(cfg.AlertmanagerURLs) > 0 {
+		ams, err := alerting.NewAlertmanagers(logger.With("component", "notifier"), reg, alerting.AlertmanagerOptions{URLs: cfg.AlertmanagerURLs})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ams)
+	}
+	if len(cfg.WebhookURLs) > 0 {
+		hooks, err := alerting.NewWebhooks(logger.With("component", "webhooks"), reg, alerting.WebhookOptions{URLs: cfg.WebhookURLs})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hooks)
+	}
+	return out, nil
+}
+
+// externalURL is the configured external URL, or http://<hostname>:<port>
+// as Prometheus's default.
+func externalURL(configured, listen string) string {
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" {
+		port = "9470"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// bootstrap creates organization "default" and an admin token on a first
+// start with no organizations, and writes the token to a file only the
+// server's user can read.
+func bootstrap(ctx context.Context, logger *slog.Logger, db state.Store, dir string) error {
+	orgs, err := db.Orgs(ctx)
+	if err != nil {
+		return err
+	}
+	if len(orgs) > 0 {
+		return nil
+	}
+	if err := db.CreateOrg(ctx, "default"); err != nil {
+		return err
+	}
+	token := state.NewToken()
+	path := filepath.Join(dir, BootstrapTokenFile)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write bootstrap token: %w", err)
+	}
+	if err := db.AddToken(ctx, "default", state.ScopeAdmin, "bootstrap", state.SourceBootstrap, token); err != nil {
+		return err
+	}
+	logger.Info("first start: created organization default and an admin token", "org", "default", "token_file", path)
+	return nil
+}

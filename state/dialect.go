@@ -1,0 +1,121 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect is what differs between SQLite and PostgreSQL. The SQL itself is
+// one text for both: written with `?` placeholders, rebound for PostgreSQL.
+type dialect struct {
+	name string
+	// numbered: placeholders are $1, $2, ... instead of ?.
+	numbered bool
+	// isUnique reports whether err is a violation of a unique constraint.
+	isUnique func(error) bool
+	// lockMigrations takes, in tx, the lock that lets one process migrate
+	// at a time; it is released when tx ends.
+	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+}
+
+var sqliteDialect = &dialect{
+	name: "sqlite",
+	isUnique: func(err error) bool {
+		var e *sqlite.Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
+	// Transactions begin IMMEDIATE (see openSQLite): the write lock is
+	// held from the start.
+	lockMigrations: func(context.Context, *sql.Tx) error { return nil },
+}
+
+// migrationLockKey is the PostgreSQL advisory lock key of migrations.
+const migrationLockKey = 7_461_636_973 // "tide" in ASCII, as a number
+
+var postgresDialect = &dialect{
+	name:     "postgres",
+	numbered: true,
+	isUnique: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "23505" // unique_violation
+	},
+	lockMigrations: func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockKey))
+		return err
+	},
+}
+
+// rebind turns ? placeholders into $n where the dialect numbers them. The
+// SQL of this package has no ? inside string literals.
+func (d *dialect) rebind(q string) string {
+	if !d.numbered || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// handle runs statements on the database, rebinding them for its dialect.
+type handle struct {
+	db *sql.DB
+	d  *dialect
+}
+
+func (h handle) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return h.db.ExecContext(ctx, h.d.rebind(q), args...)
+}
+
+func (h handle) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return h.db.QueryContext(ctx, h.d.rebind(q), args...)
+}
+
+func (h handle) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return h.db.QueryRowContext(ctx, h.d.rebind(q), args...)
+}
+
+func (h handle) BeginTx(ctx context.Context) (txHandle, error) {
+	tx, err := h.db.BeginTx(ctx, nil)
+	return txHandle{tx: tx, d: h.d}, err
+}
+
+// txHandle is a transaction that rebinds its statements.
+type txHandle struct {
+	tx *sql.Tx
+	d  *dialect
+}
+
+func (t txHandle) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.d.rebind(q), args...)
+}
+
+func (t txHandle) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.d.rebind(q), args...)
+}
+
+func (t txHandle) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+}
+
+func (t txHandle) Commit() error   { return t.tx.Commit() }
+func (t txHandle) Rollback() error { return t.tx.Rollback() }
