@@ -15,6 +15,7 @@ import (
 	"github.com/grafana/regexp"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/tidemark/tidemark/alerting"
@@ -100,7 +101,14 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 	if opts.WrapStorage != nil {
 		inner = opts.WrapStorage(inner)
 	}
-	s.backend = storage.NewLimited(inner, reg, storage.LimitOptions{MaxSeriesPerOrg: opts.MaxSeriesPerOrg})
+	rejections := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "tidemark_limit_rejections_total",
+		Help: "Requests or samples refused by a limit, by limit.",
+	}, []string{"limit"})
+	s.backend = storage.NewLimited(inner, storage.LimitOptions{
+		MaxSeriesPerOrg: opts.MaxSeriesPerOrg,
+		Rejected:        rejections.WithLabelValues("max_series_per_org"),
+	})
 	s.events = events.NewService(logger.With("component", "events"), reg, s.db, s.backend, opts.Events)
 
 	if s.senders, err = alertSenders(logger, reg, alertCfg); err != nil {
@@ -148,6 +156,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		CORSOrigin:             cors,
 		TokenRequestsPerSecond: opts.TokenRequestsPerSecond,
 		TokenBurst:             opts.TokenBurst,
+		TokenLimitRejected:     rejections.WithLabelValues("token_requests_per_second"),
 		Pprof:                  opts.Pprof,
 		State:                  s.db,
 		Backend:                s.backend,

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -22,6 +21,8 @@ var ErrSeriesLimit = errors.New("active series limit reached")
 type LimitOptions struct {
 	// MaxSeriesPerOrg bounds the active series of an organization; 0: none.
 	MaxSeriesPerOrg uint64
+	// Rejected counts the series the limit refused; nil: not counted.
+	Rejected prometheus.Counter
 }
 
 // Limited is a Backend that enforces LimitOptions and reports write
@@ -33,16 +34,12 @@ type Limited struct {
 }
 
 // NewLimited wraps b.
-func NewLimited(b Backend, reg prometheus.Registerer, opts LimitOptions) *Limited {
-	return &Limited{
-		Backend: b,
-		opts:    opts,
-		rejected: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-			Name:        "tidemark_limit_rejections_total",
-			Help:        "Requests or samples refused by a limit.",
-			ConstLabels: prometheus.Labels{"limit": "max_series_per_org"},
-		}),
+func NewLimited(b Backend, opts LimitOptions) *Limited {
+	l := &Limited{Backend: b, opts: opts, rejected: opts.Rejected}
+	if l.rejected == nil {
+		l.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"})
 	}
+	return l
 }
 
 // Org implements Backend.

@@ -29,12 +29,14 @@ import (
 const analysisPath = "/api/v4/organizations/{org}/analysis"
 
 type analysisAPI struct {
+	h   *Handler
 	svc *judge.Service
 }
 
 // registerAnalysis adds the canary judge's routes.
 func (h *Handler) registerAnalysis() {
 	a := &analysisAPI{
+		h: h,
 		svc: judge.NewService(h.logger.With("component", "judge"), judge.ServiceOptions{
 			Query:  h.rangeQuery,
 			Events: h.opts.Events,
@@ -44,8 +46,8 @@ func (h *Handler) registerAnalysis() {
 	read := func(next http.Handler) http.Handler {
 		return h.auth.require(state.ScopeRead, plainError, h.gated(next))
 	}
-	h.handle("POST "+analysisPath, read(serveAPI(a.post)))
-	h.handle("GET "+analysisPath, read(serveAPI(a.get)))
+	h.handle("POST "+analysisPath, read(h.api(plainError, a.post)))
+	h.handle("GET "+analysisPath, read(h.api(plainError, a.get)))
 	h.handle("POST "+analysisPath+"/flagger", read(http.HandlerFunc(a.flagger)))
 }
 
@@ -130,7 +132,7 @@ const allowMarginalKey = "allow_marginal"
 func (a *analysisAPI) flagger(w http.ResponseWriter, r *http.Request) {
 	rep, err := a.flaggerReport(r)
 	if err != nil {
-		code, msg := errorStatus(err)
+		code, msg := a.h.errorStatus(r, err)
 		plainError(w, code, msg)
 		return
 	}

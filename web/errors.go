@@ -53,22 +53,56 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// apiFunc is a handler of Tidemark's own JSON routes: it returns the value
-// to answer with, or an error.
+// apiFunc is a handler of Tidemark's own routes: it returns the value to
+// answer with (see withStatus and yamlBody), or an error.
 type apiFunc func(r *http.Request) (any, error)
 
-// serveAPI is the one wrapper that writes the JSON envelope of Tidemark's
-// own routes and maps errors to status codes.
-func serveAPI(f apiFunc) http.Handler {
+// withStatus is an answer with a status other than 200.
+type withStatus struct {
+	code int
+	body any
+}
+
+// yamlBody is an answer written as YAML with status 200.
+type yamlBody []byte
+
+// api is the one wrapper of Tidemark's own routes: it writes f's answer as
+// JSON (or YAML), and its error in the route's style with the status
+// errorStatus maps it to.
+func (h *Handler) api(style errorStyle, f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := f(r)
 		if err != nil {
-			code, msg := errorStatus(err)
-			plainError(w, code, msg)
+			code, msg := h.errorStatus(r, err)
+			style(w, code, msg)
 			return
 		}
-		writeJSON(w, http.StatusOK, v)
+		switch v := v.(type) {
+		case yamlBody:
+			w.Header().Set("Content-Type", "application/yaml")
+			w.WriteHeader(http.StatusOK)
+			w.Write(v)
+		case withStatus:
+			writeJSON(w, v.code, v.body)
+		default:
+			writeJSON(w, http.StatusOK, v)
+		}
 	})
+}
+
+// internalMessage is what a client is told of an internal error: the error
+// itself may name files, statements or addresses, so it goes to the log.
+const internalMessage = "internal error; the server's log has the details"
+
+// errorStatus maps an error to its status and the message the client
+// sees. An internal error (500) is logged and answered with internalMessage.
+func (h *Handler) errorStatus(r *http.Request, err error) (int, string) {
+	code, msg := errorStatus(err)
+	if code == http.StatusInternalServerError {
+		h.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = internalMessage
+	}
+	return code, msg
 }
 
 func errorStatus(err error) (int, string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,24 @@ func TestSeriesLimit(t *testing.T) {
 	// Another organization has its own budget.
 	code, resp = do(t, "POST", st.url+"/api/v1/write", st.tokens["globex"][state.ScopeWrite], rwBody(t, "b", 5), "application/x-protobuf")
 	require.Equal(t, 204, code, "%s", resp)
+	// The second write (refused at its first new series past the limit) and the event.
+	require.GreaterOrEqual(t, metricValue(t, st, `tidemark_limit_rejections_total{limit="max_series_per_org"}`), 2.0)
+}
+
+// metricValue is the value of one series of the server's /metrics.
+func metricValue(t *testing.T, st *testStack, series string) float64 {
+	t.Helper()
+	code, body := do(t, "GET", st.url+"/metrics", "", nil, "")
+	require.Equal(t, 200, code)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err, line)
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no series %s", series)
+	return 0
 }
 
 func TestTokenRateLimit(t *testing.T) {
@@ -69,6 +88,7 @@ func TestTokenRateLimit(t *testing.T) {
 	// Another token is not affected.
 	code, _ = do(t, "GET", st.url+"/api/v1/query?query=vector(1)", st.tokens["acme"][state.ScopeAdmin], nil, "")
 	require.Equal(t, 200, code)
+	require.GreaterOrEqual(t, metricValue(t, st, `tidemark_limit_rejections_total{limit="token_requests_per_second"}`), 2.0)
 }
 
 // TestStorageFailure: when the storage cannot commit (a full or read-only

@@ -59,16 +59,13 @@ func (h *Handler) registerRuler() {
 		{"DELETE", "/config/v1/rules/{namespace}", state.ScopeWrite, a.deleteNamespace},
 	}
 	for _, rt := range routes {
-		hd := h.auth.require(rt.scope, promError, h.gated(serveRuler(rt.f)))
+		hd := h.auth.require(rt.scope, promError, h.gated(h.api(promError, rt.f)))
 		h.handle(rt.method+" "+orgBase+rt.path, hd)
 		h.handle(rt.method+" "+rt.path, hd)
 	}
 }
 
-// yamlBody is an answer written as YAML with status 200.
-type yamlBody []byte
-
-// acceptedBody is Mimir's answer to a change, with status 202.
+// acceptedBody is Mimir's answer to a change.
 type acceptedBody struct {
 	Status    string `json:"status"`
 	Data      any    `json:"data"`
@@ -76,26 +73,9 @@ type acceptedBody struct {
 	Error     string `json:"error"`
 }
 
-// serveRuler writes a ruler answer, or an error in Prometheus's envelope.
-func serveRuler(f func(*http.Request) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := f(r)
-		if err != nil {
-			code, msg := errorStatus(err)
-			promError(w, code, msg)
-			return
-		}
-		switch v := v.(type) {
-		case yamlBody:
-			w.Header().Set("Content-Type", "application/yaml")
-			w.WriteHeader(http.StatusOK)
-			w.Write(v)
-		case acceptedBody:
-			writeJSON(w, http.StatusAccepted, v)
-		default:
-			writeJSON(w, http.StatusOK, v)
-		}
-	})
+// accepted is Mimir's answer to a change, with status 202.
+func accepted() withStatus {
+	return withStatus{code: http.StatusAccepted, body: acceptedBody{Status: "success"}}
 }
 
 func rulerPath(r *http.Request) (org, namespace, group string, err error) {
@@ -173,7 +153,7 @@ func (a *rulerAPI) create(r *http.Request) (any, error) {
 	if err := a.db.PutRuleGroup(r.Context(), state.RuleGroupRow{Org: org, Namespace: ns, Name: rg.Name, Body: string(b)}); err != nil {
 		return nil, err
 	}
-	return acceptedBody{Status: "success"}, nil
+	return accepted(), nil
 }
 
 func (a *rulerAPI) get(r *http.Request) (any, error) {
@@ -203,7 +183,7 @@ func (a *rulerAPI) deleteGroup(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return acceptedBody{Status: "success"}, nil
+	return accepted(), nil
 }
 
 func (a *rulerAPI) deleteNamespace(r *http.Request) (any, error) {
@@ -218,5 +198,5 @@ func (a *rulerAPI) deleteNamespace(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return acceptedBody{Status: "success"}, nil
+	return accepted(), nil
 }

@@ -36,6 +36,9 @@ type Options struct {
 	// TokenBurst is how many requests may come at once.
 	TokenRequestsPerSecond float64
 	TokenBurst             int
+	// TokenLimitRejected counts the requests the token limit refused; nil:
+	// not counted.
+	TokenLimitRejected prometheus.Counter
 
 	// Pprof serves Go's profiles under /debug/pprof/ to admin tokens.
 	Pprof bool
@@ -87,11 +90,11 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		now:    time.Now,
 	}
 	f := promauto.With(reg)
-	h.auth.limiter = newTokenLimiter(opts.TokenRequestsPerSecond, opts.TokenBurst, f.NewCounter(prometheus.CounterOpts{
-		Name:        "tidemark_limit_rejections_total",
-		Help:        "Requests or samples refused by a limit.",
-		ConstLabels: prometheus.Labels{"limit": "token_requests_per_second"},
-	}))
+	rejected := opts.TokenLimitRejected
+	if rejected == nil {
+		rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"})
+	}
+	h.auth.limiter = newTokenLimiter(opts.TokenRequestsPerSecond, opts.TokenBurst, rejected)
 	h.requests = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "tidemark_http_requests_total",
 		Help: "HTTP requests by route and status code.",
@@ -130,16 +133,16 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 
 	ev := &eventsAPI{svc: opts.Events, now: h.now}
 	const eventsPath = "/api/v4/organizations/{org}/change_events"
-	h.handle("PUT "+eventsPath, h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.write))))
-	h.handle("POST "+eventsPath, h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.write))))
-	h.handle("GET "+eventsPath, h.auth.require(state.ScopeRead, plainError, h.gated(serveAPI(ev.list))))
+	h.handle("PUT "+eventsPath, h.auth.require(state.ScopeWrite, plainError, h.gated(h.api(plainError, ev.write))))
+	h.handle("POST "+eventsPath, h.auth.require(state.ScopeWrite, plainError, h.gated(h.api(plainError, ev.write))))
+	h.handle("GET "+eventsPath, h.auth.require(state.ScopeRead, plainError, h.gated(h.api(plainError, ev.list))))
 
-	h.handle("POST /api/annotations", h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.postAnnotation))))
-	h.handle("GET /api/annotations", h.auth.require(state.ScopeRead, plainError, h.gated(serveAPI(ev.getAnnotations))))
-	h.handle("POST /api/v4/organizations/{org}/hooks/flagger", h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.flaggerHook))))
-	h.handle("POST /api/v4/organizations/{org}/hooks/argo-rollouts", h.auth.require(state.ScopeWrite, plainError, h.gated(serveAPI(ev.argoRolloutsHook))))
+	h.handle("POST /api/annotations", h.auth.require(state.ScopeWrite, plainError, h.gated(h.api(plainError, ev.postAnnotation))))
+	h.handle("GET /api/annotations", h.auth.require(state.ScopeRead, plainError, h.gated(h.api(plainError, ev.getAnnotations))))
+	h.handle("POST /api/v4/organizations/{org}/hooks/flagger", h.auth.require(state.ScopeWrite, plainError, h.gated(h.api(plainError, ev.flaggerHook))))
+	h.handle("POST /api/v4/organizations/{org}/hooks/argo-rollouts", h.auth.require(state.ScopeWrite, plainError, h.gated(h.api(plainError, ev.argoRolloutsHook))))
 
-	h.handle("POST /api/v4/oauth/access_token", serveAPI(h.accessToken))
+	h.handle("POST /api/v4/oauth/access_token", h.api(plainError, h.accessToken))
 
 	h.handle("GET /-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("Tidemark is Healthy.\n"))
