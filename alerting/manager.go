@@ -75,6 +75,11 @@ type Options struct {
 	MaxSamples    int
 
 	Context ContextOptions
+
+	// Owns reports whether this process evaluates an organization's rules
+	// (holds its lease); nil: every organization's. The others' groups are
+	// loaded for the API but not evaluated.
+	Owns func(org string) bool
 }
 
 // Manager runs the rules of every organization. Its methods are safe for
@@ -106,13 +111,48 @@ type Manager struct {
 	notified     *prometheus.CounterVec
 }
 
-// orgRules is the rules manager of one organization.
+// orgRules are the rules of one organization: evaluated by a running
+// rules manager where this process owns the organization, else loaded as
+// idle groups that only the API shows.
 type orgRules struct {
 	slug   string
-	mgr    *rules.Manager
 	loader *groupLoader
-	digest string        // of the sources last loaded; owned by Sync
-	done   chan struct{} // closed when mgr.Run has returned
+	digest string // of the sources last loaded; owned by Sync
+	// mgr runs the groups (nil when not owned); done is closed when its
+	// Run has returned.
+	mgr  *rules.Manager
+	done chan struct{}
+	// idle are the groups, loaded but not evaluated, when not owned.
+	idle []*rules.Group
+	// metrics are the rule group metrics of every manager it has.
+	metrics *rules.Metrics
+}
+
+// groups are an organization's rule groups, evaluated or idle.
+func (m *Manager) groups(o *orgRules) []*rules.Group {
+	m.mtx.RLock()
+	mgr, idle := o.mgr, o.idle
+	m.mtx.RUnlock()
+	if mgr != nil {
+		return mgr.RuleGroups()
+	}
+	return idle
+}
+
+// alertingRules are the alerting rules of an organization's groups.
+func (m *Manager) alertingRules(o *orgRules) []*rules.AlertingRule {
+	var out []*rules.AlertingRule
+	for _, g := range m.groups(o) {
+		out = append(out, g.AlertingRules()...)
+	}
+	return out
+}
+
+// setRunning records o's running manager (nil: none) and idle groups.
+func (m *Manager) setRunning(o *orgRules, mgr *rules.Manager, done chan struct{}, idle []*rules.Group) {
+	m.mtx.Lock()
+	o.mgr, o.done, o.idle = mgr, done, idle
+	m.mtx.Unlock()
 }
 
 // New returns a Manager. Call Run to start evaluating, Stop to end.
@@ -211,6 +251,9 @@ func (m *Manager) Stop() {
 	m.mtx.RUnlock()
 	var wg sync.WaitGroup
 	for _, o := range orgs {
+		if o.mgr == nil {
+			continue
+		}
 		wg.Go(func() {
 			o.mgr.Stop()
 			<-o.done
@@ -225,10 +268,16 @@ func (m *Manager) Stop() {
 func (m *Manager) Sync(ctx context.Context) error {
 	m.syncMtx.Lock()
 	defer m.syncMtx.Unlock()
+	return m.syncLocked(ctx, "")
+}
+
+// syncLocked syncs every organization, or only the one named.
+func (m *Manager) syncLocked(ctx context.Context, only string) error {
 	if m.stopped {
 		return nil
 	}
-	rows, err := m.opts.Store.RuleGroups(ctx, state.RuleGroupQuery{})
+	q := state.RuleGroupQuery{Org: only}
+	rows, err := m.opts.Store.RuleGroups(ctx, q)
 	if err != nil {
 		m.syncFailures.Inc()
 		return fmt.Errorf("read rule groups: %w", err)
@@ -251,7 +300,9 @@ func (m *Manager) Sync(ctx context.Context) error {
 	m.mtx.RUnlock()
 	slugs := make([]string, 0, len(orgSet))
 	for org := range orgSet {
-		slugs = append(slugs, org)
+		if only == "" || org == only {
+			slugs = append(slugs, org)
+		}
 	}
 	sort.Strings(slugs)
 
@@ -265,6 +316,47 @@ func (m *Manager) Sync(ctx context.Context) error {
 		m.syncFailures.Inc()
 	}
 	return errors.Join(errs...)
+}
+
+// owns reports whether this process evaluates org's rules.
+func (m *Manager) owns(org string) bool {
+	return m.opts.Owns == nil || m.opts.Owns(org)
+}
+
+// StartOrg implements lease.Worker: org's rules are evaluated here from
+// now on.
+func (m *Manager) StartOrg(org string) {
+	m.syncMtx.Lock()
+	defer m.syncMtx.Unlock()
+	if m.stopped {
+		return
+	}
+	if err := m.syncLocked(m.ctx, org); err != nil {
+		m.logger.Error("load rule groups", "org", org, "err", err)
+	}
+}
+
+// StopOrg implements lease.Worker: org's rules stop being evaluated here
+// before it returns (evaluations in progress finish, and the alerts they
+// queued are handed to the senders).
+func (m *Manager) StopOrg(org string) {
+	m.syncMtx.Lock()
+	defer m.syncMtx.Unlock()
+	if m.stopped {
+		return
+	}
+	o := m.org(org)
+	if o == nil || o.mgr == nil {
+		return
+	}
+	o.mgr.Stop()
+	<-o.done
+	m.setRunning(o, nil, nil, nil)
+	o.digest = ""
+	// Its groups stay visible, idle.
+	if err := m.syncLocked(m.ctx, org); err != nil {
+		m.logger.Error("load rule groups", "org", org, "err", err)
+	}
 }
 
 func (m *Manager) syncOrg(ctx context.Context, org string, rows []state.RuleGroupRow) error {
@@ -311,8 +403,9 @@ func (m *Manager) syncOrg(ctx context.Context, org string, rows []state.RuleGrou
 			return err
 		}
 	}
+	owned := m.owns(org)
 	digest := digestOf(srcs)
-	if digest == o.digest {
+	if digest == o.digest && owned == (o.mgr != nil) {
 		return nil
 	}
 	o.loader.set(srcs)
@@ -322,7 +415,46 @@ func (m *Manager) syncOrg(ctx context.Context, org string, rows []state.RuleGrou
 		ids = append(ids, s.id)
 		groups += len(s.groups.Groups)
 	}
-	if err := o.mgr.Update(m.opts.EvaluationInterval, ids, labels.FromStrings("org", org), m.extURL.String(), nil); err != nil {
+	extLabels := labels.FromStrings("org", org)
+	if !owned {
+		if o.mgr != nil {
+			// The lease went elsewhere between two syncs.
+			o.mgr.Stop()
+			<-o.done
+		}
+		// Loaded by a manager that never runs, with metrics of their own:
+		// the groups' series are the evaluating process's.
+		loader, err := m.newRulesManager(org, o.loader, rules.NewGroupMetrics(nil))
+		if err != nil {
+			return err
+		}
+		loaded, errs := loader.LoadGroups(m.opts.EvaluationInterval, extLabels, m.extURL.String(), nil, false, ids...)
+		if len(errs) > 0 {
+			return fmt.Errorf("load rule groups of organization %q: %w", org, errors.Join(errs...))
+		}
+		idle := make([]*rules.Group, 0, len(loaded))
+		for _, g := range loaded {
+			idle = append(idle, g)
+		}
+		sort.Slice(idle, func(i, j int) bool { return idle[i].File()+idle[i].Name() < idle[j].File()+idle[j].Name() })
+		m.setRunning(o, nil, nil, idle)
+		o.digest = digest
+		logger.Info("rule groups loaded; another process evaluates them", "sources", len(srcs), "groups", groups)
+		return nil
+	}
+	if o.mgr == nil {
+		mgr, err := m.newRulesManager(org, o.loader, o.metrics)
+		if err != nil {
+			return err
+		}
+		done := make(chan struct{})
+		go func() {
+			mgr.Run()
+			close(done)
+		}()
+		m.setRunning(o, mgr, done, nil)
+	}
+	if err := o.mgr.Update(m.opts.EvaluationInterval, ids, extLabels, m.extURL.String(), nil); err != nil {
 		return fmt.Errorf("load rule groups of organization %q: %w", org, err)
 	}
 	o.digest = digest
@@ -330,18 +462,28 @@ func (m *Manager) syncOrg(ctx context.Context, org string, rows []state.RuleGrou
 	return nil
 }
 
-// newOrg starts the rules manager of an organization.
+// newOrg adds an organization, with no rules manager yet.
 func (m *Manager) newOrg(slug string) (*orgRules, error) {
-	st, err := m.opts.Backend.Org(slug)
-	if err != nil {
-		return nil, fmt.Errorf("open storage of organization %q: %w", slug, err)
-	}
-	o := &orgRules{slug: slug, loader: &groupLoader{parser: m.parser}, done: make(chan struct{})}
 	var reg prometheus.Registerer
 	if m.reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"org": slug}, m.reg)
 	}
-	o.mgr = rules.NewManager(&rules.ManagerOptions{
+	o := &orgRules{slug: slug, loader: &groupLoader{parser: m.parser}, metrics: rules.NewGroupMetrics(reg)}
+	m.mtx.Lock()
+	m.orgs[slug] = o
+	m.mtx.Unlock()
+	return o, nil
+}
+
+// newRulesManager is a Prometheus rules manager for an organization: its
+// own storage, notifications with its label, metrics and restore of
+// pending alerts.
+func (m *Manager) newRulesManager(slug string, loader *groupLoader, metrics *rules.Metrics) (*rules.Manager, error) {
+	st, err := m.opts.Backend.Org(slug)
+	if err != nil {
+		return nil, fmt.Errorf("open storage of organization %q: %w", slug, err)
+	}
+	return rules.NewManager(&rules.ManagerOptions{
 		ExternalURL:     m.extURL,
 		QueryFunc:       rules.EngineQueryFunc(m.engine, st),
 		NotifyFunc:      m.notifyFunc(slug),
@@ -349,21 +491,13 @@ func (m *Manager) newOrg(slug string) (*orgRules, error) {
 		AppendableV2:    st,
 		Queryable:       st,
 		Logger:          m.logger.With("org", slug),
-		Registerer:      reg,
+		Metrics:         metrics,
 		OutageTolerance: m.opts.OutageTolerance,
 		ForGracePeriod:  m.opts.ForGracePeriod,
 		ResendDelay:     m.opts.ResendDelay,
-		GroupLoader:     o.loader,
+		GroupLoader:     loader,
 		Parser:          m.parser,
-	})
-	go func() {
-		o.mgr.Run()
-		close(o.done)
-	}()
-	m.mtx.Lock()
-	m.orgs[slug] = o
-	m.mtx.Unlock()
-	return o, nil
+	}), nil
 }
 
 func (m *Manager) org(slug string) *orgRules {

@@ -38,7 +38,7 @@ type retriever struct {
 
 // RuleGroups implements v1.RulesRetriever.
 func (r *retriever) RuleGroups() []*rules.Group {
-	groups := r.o.mgr.RuleGroups()
+	groups := r.m.groups(r.o)
 	var ars []*rules.AlertingRule
 	for _, g := range groups {
 		ars = append(ars, g.AlertingRules()...)
@@ -49,7 +49,7 @@ func (r *retriever) RuleGroups() []*rules.Group {
 
 // AlertingRules implements v1.RulesRetriever.
 func (r *retriever) AlertingRules() []*rules.AlertingRule {
-	ars := r.o.mgr.AlertingRules()
+	ars := r.m.alertingRules(r.o)
 	r.m.decorate(r.ctx, r.o.slug, ars)
 	return ars
 }

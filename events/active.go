@@ -2,9 +2,12 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	promstorage "github.com/prometheus/prometheus/storage"
+
+	"github.com/tidemark/tidemark/state"
 )
 
 // ActiveLag is how far behind now the active samples of an open event are
@@ -14,6 +17,30 @@ import (
 // arrival, ends the region exactly at its time; the lag is well under
 // PromQL's 5m lookback, so an open event reads as active at now.
 const ActiveLag = 30 * time.Second
+
+// Owner says which organizations' once-per-organization work (the active
+// series, replaying uncommitted rows) this service does: with several
+// processes on one event log, each organization's is done by the one that
+// holds its lease.
+type Owner interface {
+	// Owned returns the organizations owned now, or all true for every one.
+	Owned() (orgs []string, all bool)
+}
+
+// owned is the organization filter of the service's own work: nil for all.
+func (s *Service) owned() []string {
+	if s.opts.Owner == nil {
+		return nil
+	}
+	orgs, all := s.opts.Owner.Owned()
+	if all {
+		return nil
+	}
+	if orgs == nil {
+		orgs = []string{}
+	}
+	return orgs
+}
 
 // activeUpTo returns o's active samples up to now less the lag, ending the
 // series at the maximum duration. expired is true once it has ended.
@@ -34,13 +61,16 @@ func (s *Service) activeUpTo(o *openEvent, now int64) (out []sample, expired boo
 	return o.advance(min(limit, end), s.res), false
 }
 
-// advanceOpen writes the active samples of open events up to now: of all of
-// them, or (group) only of those the overlay changed. Expired events leave
-// the set; their seqs are returned.
-func (s *Service) advanceOpen(ov *overlay, now int64, onlyDirty bool) (map[string][]sample, []int64) {
+// advanceDirty writes the active samples, up to now, of the starts the
+// overlay added. Expired ones leave it; their seqs are returned.
+func (s *Service) advanceDirty(ov *overlay, now int64) (map[string][]sample, []int64) {
 	out := map[string][]sample{}
 	var expired []int64
-	visit := func(k string, o *openEvent) {
+	for k := range ov.dirty {
+		o := ov.changes[k]
+		if o == nil {
+			continue
+		}
 		smp, exp := s.activeUpTo(o, now)
 		out[o.org] = append(out[o.org], smp...)
 		if exp {
@@ -50,23 +80,14 @@ func (s *Service) advanceOpen(ov *overlay, now int64, onlyDirty bool) (map[strin
 			ov.set(k, nil, &undo)
 		}
 	}
-	if onlyDirty {
-		for k := range ov.dirty {
-			if o := ov.changes[k]; o != nil {
-				visit(k, o)
-			}
-		}
-	} else {
-		for k, o := range ov.base.byKey {
-			visit(k, o)
-		}
-	}
 	return out, expired
 }
 
 // commitSamples appends and commits samples per organization, dropping
-// samples the TSDB already has.
-func (s *Service) commitSamples(ctx context.Context, byOrg map[string][]sample) {
+// samples the TSDB already has. It returns the organizations whose commit
+// failed.
+func (s *Service) commitSamples(ctx context.Context, byOrg map[string][]sample) map[string]error {
+	failed := map[string]error{}
 	for slug, smp := range byOrg {
 		if len(smp) == 0 {
 			continue
@@ -74,6 +95,7 @@ func (s *Service) commitSamples(ctx context.Context, byOrg map[string][]sample) 
 		org, err := s.backend.Org(slug)
 		if err != nil {
 			s.logger.Error("open organization storage", "org", slug, "err", err)
+			failed[slug] = err
 			continue
 		}
 		app := org.AppenderV2(ctx)
@@ -83,32 +105,76 @@ func (s *Service) commitSamples(ctx context.Context, byOrg map[string][]sample) 
 			}
 		}
 		if err := app.Commit(); err != nil {
-			s.logger.Error("commit active samples", "org", slug, "err", err)
+			s.logger.Error("commit change event samples", "org", slug, "err", err)
+			failed[slug] = err
 		}
+	}
+	return failed
+}
+
+// tick does the once-per-organization work of the owned organizations:
+// it writes the samples of uncommitted rows again, then the active samples
+// of every open event up to now, recording in the log how far each is
+// written and which expired. The log is updated only after the samples are
+// stored, so a crash in between writes some samples twice, never none.
+func (s *Service) tick() {
+	if err := s.runTick(context.Background()); err != nil {
+		s.logger.Error("write the active series of open change events", "err", err)
 	}
 }
 
-// tick writes the active samples of every open event up to now.
-func (s *Service) tick() {
-	ctx := context.Background()
-	if s.needReplay {
-		if err := s.replayUncommitted(ctx); err != nil {
-			s.logger.Error("replay uncommitted change events", "err", err)
-		} else {
-			s.needReplay = false
+func (s *Service) runTick(ctx context.Context) error {
+	now := s.now()
+	orgs := s.owned()
+	if err := s.replayUncommitted(ctx, orgs, now); err != nil {
+		s.logger.Error("replay uncommitted change events", "err", err)
+	}
+	tx, err := s.log.BeginEvents(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rows, err := tx.OpenStarts(state.OpenQuery{Orgs: orgs})
+	if err != nil {
+		return err
+	}
+	type progress struct {
+		o       *openEvent
+		expired bool
+	}
+	var moved []progress
+	byOrg := map[string][]sample{}
+	for _, row := range rows {
+		o, err := openFromRow(row)
+		if err != nil {
+			s.logger.Error("read open change event", "err", err)
+			continue
+		}
+		from := o.next
+		smp, exp := s.activeUpTo(o, now.UnixMilli())
+		if o.next != from || exp {
+			byOrg[o.org] = append(byOrg[o.org], smp...)
+			moved = append(moved, progress{o, exp})
 		}
 	}
-	if s.open.len() == 0 {
-		return
-	}
-	ov := newOverlay(s.open)
-	active, expired := s.advanceOpen(ov, s.now().UnixMilli(), false)
-	s.commitSamples(ctx, active)
-	ov.apply()
-	for _, seq := range expired {
-		if err := s.log.ExpireOpen(ctx, seq); err != nil {
-			s.logger.Error("expire open change event", "seq", seq, "err", err)
+	failed := s.commitSamples(ctx, byOrg)
+	for _, p := range moved {
+		if failed[p.o.org] != nil {
+			continue // Written again at the next tick.
+		}
+		if err := tx.SetActive(p.o.seq, p.o.next); err != nil {
+			return err
+		}
+		if p.expired {
+			s.logger.Info("open event reached the maximum duration; its active series ends", "org", p.o.org, "id", p.o.id, "max_duration", s.opts.MaxDuration)
+			if err := tx.ExpireOpen(p.o.seq); err != nil {
+				return err
+			}
 		}
 	}
-	s.openGauge.Set(float64(s.open.len()))
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit event log: %w", err)
+	}
+	s.openGauge.Set(float64(len(rows)))
+	return nil
 }

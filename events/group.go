@@ -32,6 +32,10 @@ import (
 //     and a crash before the TSDB commit is repaired by replaying uncommitted
 //     rows — then the TSDB appenders, then the rows are marked committed.
 //
+// The open starts a group pairs with are read from the log in its
+// transaction, so writers in several processes pair each other's starts
+// and stops; the database keeps two from closing or opening the same one.
+//
 // If the log refuses a row as a duplicate (another writer stored the same
 // event after this group looked), everything is rolled back and the group is
 // planned again, once it can see that writer's row.
@@ -44,7 +48,11 @@ type groupWrite struct {
 	s   *Service
 	tx  state.EventTx
 	now time.Time
-	ov  *overlay
+	// open are the open starts of the log the group has read (locked
+	// until it commits), by organization and name; ov its changes to them.
+	open   *openSet
+	loaded map[string]bool
+	ov     *overlay
 	// seen are the new rows of the group's requests staged so far, by
 	// organization and dedup key.
 	seen map[string]*state.EventRow
@@ -68,8 +76,11 @@ type plannedRequest struct {
 	opened  []openedStart
 	pairs   []closedPair
 	samples []sample
-	// replays are the seqs of uncommitted rows this request writes again.
+	// replays are the seqs of uncommitted rows this request writes again;
+	// rewind are those of them that are open starts, whose active series is
+	// written again from the start.
 	replays []int64
+	rewind  []state.EventRow
 	undo    []undoEntry
 	app     promstorage.AppenderV2
 	err     error
@@ -119,7 +130,8 @@ func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, erro
 	if err != nil {
 		return nil, err
 	}
-	g := &groupWrite{s: s, tx: tx, now: now, ov: newOverlay(s.open), seen: map[string]*state.EventRow{}, replayed: map[int64]bool{}}
+	g := &groupWrite{s: s, tx: tx, now: now, open: newOpenSet(), loaded: map[string]bool{}, seen: map[string]*state.EventRow{}, replayed: map[int64]bool{}}
+	g.ov = newOverlay(g.open)
 	for _, req := range group {
 		p, err := g.planRequest(req)
 		if err != nil {
@@ -164,6 +176,9 @@ func (g *groupWrite) planRequest(req *request) (*plannedRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := g.loadOpen(req); err != nil {
+		return nil, err
+	}
 	for i := range req.events {
 		ev := &req.events[i]
 		gk := req.org + "\xff" + keys[i]
@@ -182,6 +197,9 @@ func (g *groupWrite) planRequest(req *request) (*plannedRequest, error) {
 				g.replayed[row.Seq] = true
 				p.replays = append(p.replays, row.Seq)
 				p.samples = append(p.samples, s.rowSamples(row)...)
+				if row.Open {
+					p.rewind = append(p.rewind, row)
+				}
 			}
 			continue
 		}
@@ -197,6 +215,34 @@ func (g *groupWrite) planRequest(req *request) (*plannedRequest, error) {
 		p.local[gk] = row
 	}
 	return p, nil
+}
+
+// loadOpen reads the open starts of the log that a request's events may
+// pair with: those of its organization with the events' names.
+func (g *groupWrite) loadOpen(req *request) error {
+	var names []string
+	for i := range req.events {
+		k := req.org + "\xff" + req.events[i].Name
+		if !g.loaded[k] {
+			g.loaded[k] = true
+			names = append(names, req.events[i].Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	rows, err := g.tx.OpenStarts(state.OpenQuery{Orgs: []string{req.org}, Names: names})
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		o, err := openFromRow(row)
+		if err != nil {
+			return err
+		}
+		g.open.put(openKey(row.Org, row.PairKey), o)
+	}
+	return nil
 }
 
 func (p *plannedRequest) duplicateOfNew(i int, row *state.EventRow) {
@@ -261,6 +307,17 @@ func (g *groupWrite) store() (map[string][]sample, error) {
 			}
 		}
 	}
+	// The active samples of the starts of this group, up to now, and how
+	// far that writes them.
+	active, expired := g.s.advanceDirty(g.ov, g.now.UnixMilli())
+	for _, p := range g.reqs {
+		if p.err != nil {
+			continue
+		}
+		for _, o := range p.opened {
+			o.row.ActiveNext.Int64, o.row.ActiveNext.Valid = o.ev.next, true
+		}
+	}
 	if err := g.tx.Insert(rows); err != nil {
 		return nil, err
 	}
@@ -273,9 +330,12 @@ func (g *groupWrite) store() (map[string][]sample, error) {
 				return nil, err
 			}
 		}
+		for _, row := range p.rewind {
+			if err := g.tx.SetActive(row.Seq, row.TS); err != nil {
+				return nil, err
+			}
+		}
 	}
-	// The active samples of the starts of this group, up to now.
-	active, expired := g.s.advanceOpen(g.ov, g.now.UnixMilli(), true)
 	for _, seq := range expired {
 		if err := g.tx.ExpireOpen(seq); err != nil {
 			return nil, err
@@ -289,23 +349,16 @@ func (g *groupWrite) store() (map[string][]sample, error) {
 func (g *groupWrite) commit(active map[string][]sample) {
 	s := g.s
 	ctx := context.Background()
-	g.ov.apply()
-	s.openGauge.Set(float64(s.open.len()))
 	var committed []int64
 	for _, p := range g.reqs {
 		if p.err != nil {
 			continue
 		}
 		if err := p.app.Commit(); err != nil {
+			// Its rows stay uncommitted: a tick writes their samples
+			// again, and the active series of its starts from the start.
 			s.logger.Error("commit change event samples", "org", p.req.org, "err", err)
 			p.err = ErrUnavailable
-			s.needReplay = true
-			// Write the active series of its starts again from the start.
-			for _, o := range p.opened {
-				if cur := s.open.byKey[openKey(o.row.Org, o.row.PairKey)]; cur == o.ev {
-					cur.next = cur.start
-				}
-			}
 			continue
 		}
 		for _, row := range p.rows {

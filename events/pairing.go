@@ -83,8 +83,8 @@ func (s *openSet) remove(k string) {
 func (s *openSet) len() int { return len(s.byKey) }
 
 // overlay records changes to the open set made by a group of requests, so
-// that a request that fails can be undone and the whole group applied only
-// once the event log has committed it.
+// that a request that fails can be undone alone; the log is changed only
+// when the group is stored.
 type overlay struct {
 	base    *openSet
 	changes map[string]*openEvent // nil: removed
@@ -140,16 +140,6 @@ func (ov *overlay) undo(entries []undoEntry) {
 			ov.dirty[e.key] = true
 		} else {
 			delete(ov.dirty, e.key)
-		}
-	}
-}
-
-// apply writes the changes into the base set.
-func (ov *overlay) apply() {
-	for k, o := range ov.changes {
-		ov.base.remove(k)
-		if o != nil {
-			ov.base.put(k, o)
 		}
 	}
 }

@@ -4,45 +4,32 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/tidemark/tidemark/state"
 )
 
-// Recover prepares the writer after a start: it re-appends the samples of
-// events the log holds but whose TSDB write may have been lost in a crash,
-// and reloads the open events so their active series go on. Call it before
-// Run and before serving.
+// Recover prepares the writer after a start: it writes again the samples of
+// events the log holds but whose series write may have been lost in a
+// crash, and brings the active series of open events up to now. Call it
+// before Run and before serving.
 func (s *Service) Recover(ctx context.Context) error {
-	if err := s.replayUncommitted(ctx); err != nil {
-		return err
-	}
-	rows, err := s.log.OpenEvents(ctx)
-	if err != nil {
-		return fmt.Errorf("read open events: %w", err)
-	}
-	for _, row := range rows {
-		o, err := s.reopen(ctx, row)
-		if err != nil {
-			return err
-		}
-		s.open.put(openKey(row.Org, row.PairKey), o)
-	}
-	if len(rows) > 0 {
-		s.logger.Info("reloaded open change events", "count", len(rows))
-	}
-	// Bring the active series up to now at once, not at the first tick.
-	s.tick()
-	return nil
+	return s.runTick(ctx)
 }
 
-// replayUncommitted re-appends the samples of uncommitted events. TSDB
-// appends of identical samples are no-ops, so replaying twice is harmless.
-func (s *Service) replayUncommitted(ctx context.Context) error {
-	rows, err := s.log.UncommittedEvents(ctx)
+// replayUncommitted writes again the samples of the owned organizations'
+// uncommitted rows (received ReplayGrace before now or earlier, so that
+// another process's writes in flight are left to it). Appending the same
+// samples twice is harmless. An open start's active series is written
+// again from its start.
+func (s *Service) replayUncommitted(ctx context.Context, orgs []string, now time.Time) error {
+	q := state.UncommittedQuery{Orgs: orgs}
+	if s.opts.ReplayGrace > 0 {
+		q.ReceivedBefore = now.Add(-s.opts.ReplayGrace).UnixMilli()
+	}
+	rows, err := s.log.UncommittedEvents(ctx, q)
 	if err != nil {
 		return fmt.Errorf("read uncommitted events: %w", err)
 	}
@@ -50,16 +37,34 @@ func (s *Service) replayUncommitted(ctx context.Context) error {
 		return nil
 	}
 	byOrg := map[string][]sample{}
-	seqs := make([]int64, 0, len(rows))
 	for _, row := range rows {
 		byOrg[row.Org] = append(byOrg[row.Org], s.rowSamples(row)...)
-		seqs = append(seqs, row.Seq)
 	}
-	s.commitSamples(ctx, byOrg)
-	if err := s.log.MarkCommitted(ctx, seqs); err != nil {
+	failed := s.commitSamples(ctx, byOrg)
+	tx, err := s.log.BeginEvents(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var seqs []int64
+	for _, row := range rows {
+		if failed[row.Org] != nil {
+			continue
+		}
+		seqs = append(seqs, row.Seq)
+		if row.Open {
+			if err := tx.SetActive(row.Seq, row.TS); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.MarkCommitted(seqs); err != nil {
 		return fmt.Errorf("mark replayed events committed: %w", err)
 	}
-	s.logger.Info("replayed change events whose samples were not committed", "count", len(rows))
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("mark replayed events committed: %w", err)
+	}
+	s.logger.Info("replayed change events whose samples were not committed", "count", len(seqs))
 	return nil
 }
 
@@ -73,7 +78,7 @@ func rowLabels(row state.EventRow) (labels.Labels, error) {
 
 // rowSamples are the samples an event of the log was written with: its
 // point samples and, for a paired stop, its duration and the end of its
-// active series. (The active samples of a start are written from the open set.)
+// active series. (The active samples of a start are written by ticks.)
 func (s *Service) rowSamples(row state.EventRow) []sample {
 	lbls, err := rowLabels(row)
 	if err != nil {
@@ -94,9 +99,9 @@ func (s *Service) rowSamples(row state.EventRow) []sample {
 	return out
 }
 
-// reopen rebuilds an open event from its log row, continuing its active
-// series after the last sample the TSDB holds.
-func (s *Service) reopen(ctx context.Context, row state.EventRow) (*openEvent, error) {
+// openFromRow is an open start of the log, its active series written up to
+// the row's ActiveNext.
+func openFromRow(row state.EventRow) (*openEvent, error) {
 	lbls, err := rowLabels(row)
 	if err != nil {
 		return nil, err
@@ -110,35 +115,8 @@ func (s *Service) reopen(ctx context.Context, row state.EventRow) (*openEvent, e
 		next:     row.TS,
 		received: row.ReceivedAt,
 	}
-	org, err := s.backend.Org(row.Org)
-	if err != nil {
-		return nil, err
-	}
-	q, err := org.Querier(row.TS, math.MaxInt64)
-	if err != nil {
-		return nil, fmt.Errorf("query active series of event %q: %w", row.ID, err)
-	}
-	defer q.Close()
-	var ms []*labels.Matcher
-	o.active.Range(func(l labels.Label) {
-		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
-	})
-	set := q.Select(ctx, false, nil, ms...)
-	last := int64(-1)
-	for set.Next() {
-		it := set.At().Iterator(nil)
-		for it.Next() != chunkenc.ValNone {
-			if t := it.AtT(); t > last {
-				last = t
-			}
-		}
-	}
-	if err := set.Err(); err != nil {
-		return nil, fmt.Errorf("query active series of event %q: %w", row.ID, err)
-	}
-	if last >= o.start {
-		steps := (last-o.start)/s.res + 1
-		o.next = o.start + steps*s.res
+	if row.ActiveNext.Valid && row.ActiveNext.Int64 > o.start {
+		o.next = row.ActiveNext.Int64
 	}
 	return o, nil
 }

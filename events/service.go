@@ -26,6 +26,13 @@ type Options struct {
 	// MaxDuration ends an active series whose stop never came.
 	MaxDuration time.Duration
 	Limits      Limits
+	// Owner says which organizations' active series and replays this
+	// service writes; nil: every organization's (one process per log).
+	Owner Owner
+	// ReplayGrace is how old an uncommitted row must be to be replayed:
+	// 0 with one process per log, more than the longest write in flight
+	// when several share it.
+	ReplayGrace time.Duration
 }
 
 // Errors of Write beside *InputError.
@@ -72,10 +79,6 @@ type Service struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	started  atomic.Bool
-
-	// Owned by the writer goroutine (and by Recover before Run).
-	open       *openSet
-	needReplay bool
 
 	received   *prometheus.CounterVec
 	duplicates prometheus.Counter
@@ -124,7 +127,6 @@ func NewService(logger *slog.Logger, reg prometheus.Registerer, log state.EventL
 		reqs:       make(chan *request),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
-		open:       newOpenSet(),
 	}
 	f := promauto.With(reg)
 	s.received = f.NewCounterVec(prometheus.CounterOpts{
@@ -145,7 +147,7 @@ func NewService(logger *slog.Logger, reg prometheus.Registerer, log state.EventL
 	})
 	s.openGauge = f.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_change_events_open",
-		Help: "Starts without a stop whose active series is being written.",
+		Help: "Starts without a stop whose active series this process writes.",
 	})
 	s.batchTime = f.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tidemark_change_events_write_duration_seconds",

@@ -62,6 +62,10 @@ type Options struct {
 
 	Events events.Options
 
+	// LeaseTTL and LeaseRenew time the leases of once-per-organization
+	// work (0: lease.DefaultTTL, lease.DefaultRenew).
+	LeaseTTL, LeaseRenew time.Duration
+
 	// Config is the configuration file's content; nil: no file.
 	Config *config.Config
 

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +23,7 @@ import (
 	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/lease"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/web"
@@ -38,6 +41,7 @@ type Server struct {
 	opts   Options
 
 	db       *state.DB
+	leases   *lease.Manager
 	backend  storage.Backend
 	events   *events.Service
 	rules    *alerting.Manager
@@ -109,7 +113,22 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		MaxSeriesPerOrg: opts.MaxSeriesPerOrg,
 		Rejected:        rejections.WithLabelValues("max_series_per_org"),
 	})
-	s.events = events.NewService(logger.With("component", "events"), reg, s.db, s.backend, opts.Events)
+	// Once-per-organization work (active series, replays, rules) is done
+	// where the organization's lease is held: here, with one process per
+	// database.
+	s.leases = lease.New(logger.With("component", "leases"), reg, s.db, lease.Options{
+		Holder: leaseHolder(s.db),
+		TTL:    opts.LeaseTTL,
+		Renew:  opts.LeaseRenew,
+		Orgs:   s.db.Orgs,
+	})
+	evOpts := opts.Events
+	evOpts.Owner = s.leases
+	if s.db.Dialect() != "sqlite" {
+		// Another replica's write may be in flight for this long.
+		evOpts.ReplayGrace = time.Minute
+	}
+	s.events = events.NewService(logger.With("component", "events"), reg, s.db, s.backend, evOpts)
 
 	if s.senders, err = alertSenders(logger, reg, alertCfg); err != nil {
 		return nil, err
@@ -139,10 +158,12 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 			MatchLabels: alertCfg.ChangeContext.MatchLabels,
 			MaxEvents:   alertCfg.ChangeContext.MaxEvents,
 		},
+		Owns: s.leases.Holds,
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.leases.AddWorker(s.rules)
 	gatherer, _ := reg.(prometheus.Gatherer)
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -246,6 +267,9 @@ func (s *Server) Run(ctx context.Context) error {
 			if err := s.backend.Open(ctx); err != nil {
 				return err
 			}
+			// Take the organizations' leases, so that recovery writes the
+			// series of those this process owns.
+			s.leases.Renew(ctx)
 			if err := s.events.Recover(ctx); err != nil {
 				return fmt.Errorf("recover change events: %w", err)
 			}
@@ -285,6 +309,27 @@ func (s *Server) Run(ctx context.Context) error {
 			close(rulesDone)
 		})
 	}
+	{
+		// The leases: renewed until the rules have stopped, then given
+		// up, so that another process takes the organizations at once.
+		lctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-recovered:
+			case <-lctx.Done():
+				close(done)
+				return nil
+			}
+			s.leases.Run(lctx)
+			close(done)
+			return nil
+		}, func(error) {
+			<-rulesDone
+			cancel()
+			<-done
+		})
+	}
 	for _, snd := range s.senders {
 		// Alertmanagers and webhooks: they deliver what the last
 		// evaluations queued, then stop.
@@ -313,6 +358,22 @@ func (s *Server) close() {
 		}
 		s.db = nil
 	}
+}
+
+// leaseHolder names this process in the leases. With SQLite one process
+// owns the database (its TSDBs are locked), so a restart keeps its leases;
+// with PostgreSQL every process is a new holder.
+func leaseHolder(db *state.DB) string {
+	if db.Dialect() == "sqlite" {
+		return "embedded"
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "tidemark"
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // alertSender is where alerts go: Alertmanagers or webhooks.

@@ -176,6 +176,22 @@ var migrations = []string{
 		value BIGINT NOT NULL
 	);
 	INSERT INTO sequences (name, value) SELECT 'change_events', COALESCE(MAX(seq), 0) FROM change_events;`,
+
+	// The open set lives in the log, so that any writer can pair a stop
+	// with a start another wrote: active_next is how far an open start's
+	// change_event_active series is written; at most one start per series
+	// is open (the database refuses a second); open starts are found by
+	// name. leases give once-per-organization work to one process.
+	`ALTER TABLE change_events ADD COLUMN active_next BIGINT;
+	UPDATE change_events SET open = 0 WHERE open = 1 AND EXISTS (
+		SELECT 1 FROM change_events e2 WHERE e2.org = change_events.org AND e2.pair_key = change_events.pair_key AND e2.open = 1 AND e2.seq < change_events.seq);
+	CREATE UNIQUE INDEX change_events_one_open ON change_events (org, pair_key) WHERE open = 1;
+	CREATE INDEX change_events_open_name ON change_events (org, name) WHERE open = 1;
+	CREATE TABLE leases (
+		name       TEXT PRIMARY KEY,
+		holder     TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);`,
 }
 
 // migrate applies pending migrations in one transaction that holds the

@@ -18,6 +18,8 @@ type dialect struct {
 	name string
 	// numbered: placeholders are $1, $2, ... instead of ?.
 	numbered bool
+	// forUpdate ends a SELECT whose rows the transaction locks.
+	forUpdate string
 	// isUnique reports whether err is a violation of a unique constraint.
 	isUnique func(error) bool
 	// lockMigrations takes, in tx, the lock that lets one process migrate
@@ -43,8 +45,9 @@ var sqliteDialect = &dialect{
 const migrationLockKey = 7_461_636_973 // "tide" in ASCII, as a number
 
 var postgresDialect = &dialect{
-	name:     "postgres",
-	numbered: true,
+	name:      "postgres",
+	numbered:  true,
+	forUpdate: " FOR UPDATE",
 	isUnique: func(err error) bool {
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505" // unique_violation

@@ -36,15 +36,19 @@ type EventRow struct {
 	Open bool
 	// Committed is true once the event's samples are in the TSDB.
 	Committed bool
+	// ActiveNext is, for an open start, the time of the next sample of its
+	// change_event_active series to write: the series is written up to it.
+	// Null means from the start.
+	ActiveNext sql.NullInt64
 }
 
-const eventColumns = `seq, org, id, dedup_key, name, state, ts, value, labels, pair_key, body, metadata, links, received_at, pair_seq, duration_ms, open, committed`
+const eventColumns = `seq, org, id, dedup_key, name, state, ts, value, labels, pair_key, body, metadata, links, received_at, pair_seq, duration_ms, open, committed, active_next`
 
 func scanEvent(sc interface{ Scan(...any) error }) (EventRow, error) {
 	var r EventRow
 	var open, committed int
 	err := sc.Scan(&r.Seq, &r.Org, &r.ID, &r.DedupKey, &r.Name, &r.State, &r.TS, &r.Value, &r.Labels, &r.PairKey,
-		&r.Body, &r.Metadata, &r.Links, &r.ReceivedAt, &r.PairSeq, &r.DurationMS, &open, &committed)
+		&r.Body, &r.Metadata, &r.Links, &r.ReceivedAt, &r.PairSeq, &r.DurationMS, &open, &committed, &r.ActiveNext)
 	r.Open, r.Committed = open == 1, committed == 1
 	return r, err
 }
@@ -131,14 +135,14 @@ func (t *eventTx) AllocSeqs(n int) (int64, error) {
 
 // Insert implements EventTx, several rows per statement.
 func (t *eventTx) Insert(rs []*EventRow) error {
-	const perStatement = 50 // 18 columns: 900 parameters, under SQLite's and PostgreSQL's limits.
-	tuple := `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	const perStatement = 50 // 19 columns: 950 parameters, under SQLite's and PostgreSQL's limits.
+	tuple := `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for i := 0; i < len(rs); i += perStatement {
 		part := rs[i:min(i+perStatement, len(rs))]
-		args := make([]any, 0, 18*len(part))
+		args := make([]any, 0, 19*len(part))
 		for _, r := range part {
 			args = append(args, r.Seq, r.Org, r.ID, r.DedupKey, r.Name, r.State, r.TS, r.Value, r.Labels, r.PairKey,
-				r.Body, r.Metadata, r.Links, r.ReceivedAt, r.PairSeq, r.DurationMS, boolInt(r.Open), boolInt(r.Committed))
+				r.Body, r.Metadata, r.Links, r.ReceivedAt, r.PairSeq, r.DurationMS, boolInt(r.Open), boolInt(r.Committed), r.ActiveNext)
 		}
 		q := `INSERT INTO change_events (` + eventColumns + `) VALUES ` + tuple + strings.Repeat(`, `+tuple, len(part)-1) + ` ON CONFLICT DO NOTHING`
 		res, err := t.tx.ExecContext(t.ctx, q, args...)
@@ -176,7 +180,15 @@ func (s *DB) MarkCommitted(ctx context.Context, seqs []int64) error {
 		return err
 	}
 	defer tx.Rollback()
-	// Seqs mostly come as one contiguous run: update runs, not rows.
+	if err := markCommitted(ctx, tx, seqs); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// markCommitted marks sorted seqs committed. Seqs mostly come as
+// contiguous runs: it updates runs, not rows.
+func markCommitted(ctx context.Context, tx txHandle, seqs []int64) error {
 	for i := 0; i < len(seqs); {
 		j := i
 		for j+1 < len(seqs) && seqs[j+1] == seqs[j]+1 {
@@ -187,24 +199,39 @@ func (s *DB) MarkCommitted(ctx context.Context, seqs []int64) error {
 		}
 		i = j + 1
 	}
-	return tx.Commit()
+	return nil
 }
 
-// ExpireOpen closes a start that ran past the maximum duration without a stop.
-func (s *DB) ExpireOpen(ctx context.Context, seq int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE change_events SET open = 0 WHERE seq = ?`, seq)
-	return err
+// UncommittedEvents implements EventLog.
+func (s *DB) UncommittedEvents(ctx context.Context, q UncommittedQuery) ([]EventRow, error) {
+	where, args := orgsWhere(`committed = 0`, q.Orgs)
+	if q.ReceivedBefore != 0 {
+		where += ` AND received_at < ?`
+		args = append(args, q.ReceivedBefore)
+	}
+	return queryEvents(ctx, s.db, `WHERE `+where+` ORDER BY seq`, args...)
 }
 
-// UncommittedEvents returns, in seq order, the events whose samples may be
-// missing from the TSDB (after a crash between the two writes).
-func (s *DB) UncommittedEvents(ctx context.Context) ([]EventRow, error) {
-	return queryEvents(ctx, s.db, `WHERE committed = 0 ORDER BY seq`)
+// OpenCount implements EventLog.
+func (s *DB) OpenCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM change_events WHERE open = 1`).Scan(&n)
+	return n, err
 }
 
-// OpenEvents returns the starts that have no stop yet, in seq order.
-func (s *DB) OpenEvents(ctx context.Context) ([]EventRow, error) {
-	return queryEvents(ctx, s.db, `WHERE open = 1 ORDER BY seq`)
+// orgsWhere is cond restricted to the organizations orgs (nil: every one).
+func orgsWhere(cond string, orgs []string) (string, []any) {
+	if orgs == nil {
+		return cond, nil
+	}
+	if len(orgs) == 0 {
+		return cond + ` AND 1 = 0`, nil
+	}
+	args := make([]any, len(orgs))
+	for i, o := range orgs {
+		args[i] = o
+	}
+	return cond + ` AND org IN (?` + strings.Repeat(`, ?`, len(orgs)-1) + `)`, args
 }
 
 // EventQuery selects committed events of one organization, newest first.
@@ -255,4 +282,35 @@ func (s *DB) EventBySeq(ctx context.Context, seq int64) (EventRow, error) {
 func (t *eventTx) ExpireOpen(seq int64) error {
 	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET open = 0 WHERE seq = ?`, seq)
 	return err
+}
+
+// OpenStarts implements EventTx. PostgreSQL locks the rows (FOR UPDATE);
+// SQLite's write transactions exclude each other already.
+func (t *eventTx) OpenStarts(q OpenQuery) ([]EventRow, error) {
+	where, args := orgsWhere(`open = 1`, q.Orgs)
+	if q.Names != nil {
+		if len(q.Names) == 0 {
+			return nil, nil
+		}
+		where += ` AND name IN (?` + strings.Repeat(`, ?`, len(q.Names)-1) + `)`
+		for _, n := range q.Names {
+			args = append(args, n)
+		}
+	}
+	rows, err := queryEvents(t.ctx, t.tx, `WHERE `+where+` ORDER BY seq`+t.tx.d.forUpdate, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read open events: %w", err)
+	}
+	return rows, nil
+}
+
+// SetActive implements EventTx.
+func (t *eventTx) SetActive(seq, next int64) error {
+	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET active_next = ? WHERE seq = ?`, next, seq)
+	return err
+}
+
+// MarkCommitted implements EventTx.
+func (t *eventTx) MarkCommitted(seqs []int64) error {
+	return markCommitted(t.ctx, t.tx, seqs)
 }

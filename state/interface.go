@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // The contracts of the state. *DB implements all of them; consumers declare
@@ -34,6 +35,7 @@ type Store interface {
 	Tokens
 	RuleStore
 	EventLog
+	Leases
 	// Close closes the store; nothing may use it afterwards.
 	Close() error
 }
@@ -86,30 +88,49 @@ type RuleStore interface {
 // EventLog is the change-event log: the truth about change events, from
 // which their series can always be written again.
 //
-// A row's Seq is assigned by the database (EventTx.Insert), never by a
+// A row's Seq is assigned by the database (EventTx.AllocSeqs), never by a
 // writer: it identifies the row and orders the log. Rows are written with
 // Committed false, before the samples they stand for; MarkCommitted records
 // that the samples are in the series storage. A crash in between leaves
 // rows that UncommittedEvents returns, for their samples to be written again
-// (writing the same samples twice is harmless). Open starts (Open true) are
-// the log's own record of which events are running, so the set of open
-// events is derived from the log alone.
+// (writing the same samples twice is harmless).
+//
+// The set of open events is the log's too: a start without a stop is Open
+// (at most one per organization and pair key: the database refuses a
+// second), and its ActiveNext says how far its change_event_active series is
+// written. So any writer, in any process, can pair a stop with a start
+// another wrote, and any process can take over writing the active series.
 type EventLog interface {
 	// BeginEvents starts a write transaction. It is used by one goroutine.
 	BeginEvents(ctx context.Context) (EventTx, error)
-	// MarkCommitted records that the samples of the rows seqs are stored.
+	// MarkCommitted records that the samples of the rows seqs (sorted) are
+	// stored.
 	MarkCommitted(ctx context.Context, seqs []int64) error
-	// ExpireOpen closes a start that ran past the maximum duration.
-	ExpireOpen(ctx context.Context, seq int64) error
-	// UncommittedEvents returns, in seq order, the rows whose samples may
-	// be missing from the series storage.
-	UncommittedEvents(ctx context.Context) ([]EventRow, error)
-	// OpenEvents returns the starts without a stop, in seq order.
-	OpenEvents(ctx context.Context) ([]EventRow, error)
+	// UncommittedEvents returns, in seq order, the rows q selects whose
+	// samples may be missing from the series storage.
+	UncommittedEvents(ctx context.Context, q UncommittedQuery) ([]EventRow, error)
+	// OpenCount is the number of open starts of every organization.
+	OpenCount(ctx context.Context) (int, error)
 	// ListEvents returns committed rows of one organization, newest first.
 	ListEvents(ctx context.Context, q EventQuery) ([]EventRow, error)
 	// EventBySeq returns one row, or ErrNotFound.
 	EventBySeq(ctx context.Context, seq int64) (EventRow, error)
+}
+
+// UncommittedQuery selects uncommitted rows.
+type UncommittedQuery struct {
+	// Orgs, when not nil, are the only organizations selected.
+	Orgs []string
+	// ReceivedBefore, when set, selects rows received before it
+	// (milliseconds): older than any write still in flight.
+	ReceivedBefore int64
+}
+
+// OpenQuery selects open starts.
+type OpenQuery struct {
+	// Orgs and Names, when not nil, are the only organizations and event
+	// names selected.
+	Orgs, Names []string
 }
 
 // EventTx is a write transaction on the event log. Nothing it writes is
@@ -119,21 +140,47 @@ type EventTx interface {
 	// FindDedups returns the rows stored under any of an organization's
 	// dedup keys, by key.
 	FindDedups(org string, keys []string) (map[string]EventRow, error)
+	// OpenStarts returns the open starts q selects, in seq order. No other
+	// transaction can change them (pair, expire, advance) until this one
+	// ends.
+	OpenStarts(q OpenQuery) ([]EventRow, error)
 	// AllocSeqs reserves n consecutive seqs from the database and returns
-	// the first. Seqs of transactions that roll back are not reused, so
-	// the log may have gaps.
+	// the first. Concurrent transactions take turns (the counter is theirs
+	// until they end), so seqs grow in commit order; a transaction that
+	// rolls back gives its seqs back.
 	AllocSeqs(n int) (int64, error)
 	// Insert stores rows whose Seq came from AllocSeqs. The database
-	// refuses a row whose id or dedup key is stored already (by another
-	// writer since FindDedups): then Insert returns ErrDuplicate, the
+	// refuses a row whose id or dedup key is stored already, or an open
+	// start of a series that has one (another writer stored it since this
+	// transaction looked): then Insert returns ErrDuplicate, the
 	// transaction must be rolled back, and the caller may plan again.
 	Insert(rows []*EventRow) error
 	// ClosePair records that the start startSeq was stopped by stopSeq.
 	ClosePair(startSeq, stopSeq, durationMS int64) error
 	// ExpireOpen closes a start that ran past the maximum duration.
 	ExpireOpen(seq int64) error
+	// SetActive records that the open start seq's active series is written
+	// up to next (exclusive).
+	SetActive(seq, next int64) error
+	// MarkCommitted is EventLog.MarkCommitted in this transaction.
+	MarkCommitted(seqs []int64) error
 	Commit() error
 	Rollback() error
+}
+
+// Leases give work that must happen once (per organization: the active
+// series, rules and alerts) to one process at a time. A lease is held until
+// its expiry unless renewed; holders' clocks are assumed to agree to well
+// within a lease's time to live.
+type Leases interface {
+	// AcquireLease takes the lease name for holder, or renews it, until
+	// ttl from now. It reports false when another holder's lease has not
+	// expired.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives up holder's lease, so another may take it at once.
+	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolder returns who holds a lease and until when, or ErrNotFound.
+	LeaseHolder(ctx context.Context, name string) (string, time.Time, error)
 }
 
 var _ Store = (*DB)(nil)

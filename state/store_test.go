@@ -1,0 +1,284 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark/tidemark/internal/testservices"
+)
+
+// eachStore runs a test on both implementations of the contracts: SQLite
+// in a file, and a fresh database on a real PostgreSQL server.
+func eachStore(t *testing.T, f func(t *testing.T, open func() *DB)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "state.db")
+		f(t, func() *DB {
+			db, err := Open(path)
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			return db
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := testservices.Postgres(t)
+		f(t, func() *DB {
+			db, err := OpenURL(context.Background(), url, "")
+			require.NoError(t, err)
+			require.Equal(t, "postgres", db.Dialect())
+			t.Cleanup(func() { db.Close() })
+			return db
+		})
+	})
+}
+
+func eventRow(org, id, name, state string, ts int64) *EventRow {
+	return &EventRow{Org: org, ID: id, DedupKey: "id:" + id, Name: name, State: state, TS: ts, Value: 1, Labels: `{}`,
+		PairKey: `{event_name="` + name + `"}`, Body: `{}`, Metadata: `null`, Links: `[]`, ReceivedAt: ts}
+}
+
+// insert stores rows in one transaction, with seqs from the database.
+func insert(t *testing.T, db *DB, rows ...*EventRow) error {
+	t.Helper()
+	tx, err := db.BeginEvents(context.Background())
+	require.NoError(t, err)
+	defer tx.Rollback()
+	first, err := tx.AllocSeqs(len(rows))
+	require.NoError(t, err)
+	for i, r := range rows {
+		r.Seq = first + int64(i)
+	}
+	if err := tx.Insert(rows); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func TestStoreOrgsAndTokens(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db := open()
+		require.NoError(t, db.CreateOrg(ctx, "acme"))
+		require.ErrorIs(t, db.CreateOrg(ctx, "acme"), ErrExists)
+		require.NoError(t, db.EnsureOrg(ctx, "acme"))
+		tok := NewToken()
+		require.NoError(t, db.AddToken(ctx, "acme", ScopeRead, "grafana", SourceCLI, tok))
+		require.ErrorIs(t, db.AddToken(ctx, "acme", ScopeRead, "again", SourceCLI, tok), ErrExists, "the same token twice is refused by its unique hash")
+		require.ErrorIs(t, db.AddToken(ctx, "nope", ScopeRead, "x", SourceCLI, NewToken()), ErrNotFound)
+		ti, err := db.LookupTokenHash(ctx, HashToken(tok))
+		require.NoError(t, err)
+		require.Equal(t, TokenInfo{Org: "acme", Scope: ScopeRead, Name: "grafana"}, ti)
+		require.NoError(t, db.PutRuleGroup(ctx, RuleGroupRow{Org: "acme", Namespace: "ns", Name: "g", Body: "name: g\nrules: []\n"}))
+		rg, err := db.RuleGroup(ctx, "acme", "ns", "g")
+		require.NoError(t, err)
+		require.Equal(t, "name: g\nrules: []\n", rg.Body)
+		require.ErrorIs(t, db.DeleteRuleGroup(ctx, "acme", "ns", "nope"), ErrNotFound)
+	})
+}
+
+func TestStoreEventLog(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db := open()
+		require.NoError(t, db.CreateOrg(ctx, "acme"))
+		start := eventRow("acme", "a", "deploy", "start", 1000)
+		start.Open = true
+		point := eventRow("acme", "b", "config", "start", 2000)
+		require.NoError(t, insert(t, db, start, point))
+		require.Equal(t, start.Seq+1, point.Seq, "seqs are consecutive within a transaction")
+
+		// The database refuses a duplicate id, and a second open start of
+		// the same series, and then stores nothing of the statement.
+		require.ErrorIs(t, insert(t, db, eventRow("acme", "c", "other", "start", 3000), eventRow("acme", "a", "deploy", "start", 9999)), ErrDuplicate)
+		again := eventRow("acme", "d", "deploy", "start", 4000)
+		again.Open = true
+		require.ErrorIs(t, insert(t, db, again), ErrDuplicate)
+		again.Open = false
+		require.NoError(t, insert(t, db, again), "a start of an open series is stored, not open")
+		require.Equal(t, point.Seq+1, again.Seq, "a rolled-back transaction gives its seqs back")
+
+		tx, err := db.BeginEvents(ctx)
+		require.NoError(t, err)
+		open1, err := tx.OpenStarts(OpenQuery{Orgs: []string{"acme"}, Names: []string{"deploy"}})
+		require.NoError(t, err)
+		require.Len(t, open1, 1)
+		require.Equal(t, start.Seq, open1[0].Seq)
+		require.False(t, open1[0].ActiveNext.Valid)
+		require.NoError(t, tx.SetActive(start.Seq, 16000))
+		none, err := tx.OpenStarts(OpenQuery{Orgs: []string{"globex"}})
+		require.NoError(t, err)
+		require.Empty(t, none)
+		none, err = tx.OpenStarts(OpenQuery{Orgs: []string{}})
+		require.NoError(t, err)
+		require.Empty(t, none, "no organizations selects none")
+		require.NoError(t, tx.Commit())
+
+		uncommitted, err := db.UncommittedEvents(ctx, UncommittedQuery{Orgs: []string{"acme"}, ReceivedBefore: 1500})
+		require.NoError(t, err)
+		require.Len(t, uncommitted, 1, "received before 1500")
+		require.NoError(t, db.MarkCommitted(ctx, []int64{start.Seq, point.Seq, again.Seq}))
+		uncommitted, err = db.UncommittedEvents(ctx, UncommittedQuery{})
+		require.NoError(t, err)
+		require.Empty(t, uncommitted)
+
+		// A stop closes the start: it is no longer open, and another
+		// start of the series may open.
+		stop := eventRow("acme", "e", "deploy", "stop", 5000)
+		tx, err = db.BeginEvents(ctx)
+		require.NoError(t, err)
+		first, err := tx.AllocSeqs(1)
+		require.NoError(t, err)
+		stop.Seq = first
+		stop.PairSeq = sql.NullInt64{Int64: start.Seq, Valid: true}
+		require.NoError(t, tx.Insert([]*EventRow{stop}))
+		require.NoError(t, tx.ClosePair(start.Seq, stop.Seq, 4000))
+		require.NoError(t, tx.Commit())
+		got, err := db.EventBySeq(ctx, start.Seq)
+		require.NoError(t, err)
+		require.False(t, got.Open)
+		require.Equal(t, int64(16000), got.ActiveNext.Int64)
+		require.Equal(t, int64(4000), got.DurationMS.Int64)
+		n, err := db.OpenCount(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 0, n)
+		reopen := eventRow("acme", "f", "deploy", "start", 6000)
+		reopen.Open = true
+		require.NoError(t, insert(t, db, reopen))
+
+		rows, err := db.ListEvents(ctx, EventQuery{Org: "acme", Start: 0, End: 10000, Limit: 10})
+		require.NoError(t, err)
+		var ids []string
+		for _, r := range rows {
+			ids = append(ids, r.ID)
+		}
+		require.Equal(t, []string{"d", "b", "a"}, ids, "committed rows only (not e, f), newest first")
+		_, err = db.EventBySeq(ctx, 1e9)
+		require.ErrorIs(t, err, ErrNotFound)
+	})
+}
+
+// TestStoreOpenStartsLock: while one transaction holds an open start (to
+// pair a stop with it), another writer's transaction waits for it, then
+// finds the start closed, so two stops never close one start.
+func TestStoreOpenStartsLock(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db1, db2 := open(), open()
+		require.NoError(t, db1.CreateOrg(ctx, "acme"))
+		start := eventRow("acme", "a", "deploy", "start", 1000)
+		start.Open = true
+		require.NoError(t, insert(t, db1, start))
+
+		tx1, err := db1.BeginEvents(ctx)
+		require.NoError(t, err)
+		rows, err := tx1.OpenStarts(OpenQuery{Orgs: []string{"acme"}, Names: []string{"deploy"}})
+		require.NoError(t, err)
+		require.Len(t, rows, 1)
+
+		seen := make(chan int, 1)
+		go func() {
+			tx2, err := db2.BeginEvents(ctx)
+			if err != nil {
+				seen <- -1
+				return
+			}
+			defer tx2.Rollback()
+			rows, err := tx2.OpenStarts(OpenQuery{Orgs: []string{"acme"}, Names: []string{"deploy"}})
+			if err != nil {
+				seen <- -1
+				return
+			}
+			seen <- len(rows)
+		}()
+		select {
+		case n := <-seen:
+			t.Fatalf("the second writer read the open start (%d rows) while the first held it", n)
+		case <-time.After(300 * time.Millisecond):
+		}
+		require.NoError(t, tx1.ClosePair(start.Seq, start.Seq+100, 1))
+		require.NoError(t, tx1.Commit())
+		select {
+		case n := <-seen:
+			require.Equal(t, 0, n, "after the first committed, the start is closed")
+		case <-time.After(15 * time.Second):
+			t.Fatal("the second writer never got the open starts")
+		}
+	})
+}
+
+func TestStoreLeases(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db := open()
+		now := time.UnixMilli(1_000_000)
+		db.now = func() time.Time { return now }
+		ok, err := db.AcquireLease(ctx, "org:acme", "r1", 15*time.Second)
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = db.AcquireLease(ctx, "org:acme", "r2", 15*time.Second)
+		require.NoError(t, err)
+		require.False(t, ok, "held by r1")
+		now = now.Add(10 * time.Second)
+		ok, err = db.AcquireLease(ctx, "org:acme", "r1", 15*time.Second)
+		require.NoError(t, err)
+		require.True(t, ok, "r1 renews")
+		now = now.Add(14 * time.Second)
+		ok, err = db.AcquireLease(ctx, "org:acme", "r2", 15*time.Second)
+		require.NoError(t, err)
+		require.False(t, ok, "renewed 14 s ago: not expired")
+		now = now.Add(2 * time.Second)
+		ok, err = db.AcquireLease(ctx, "org:acme", "r2", 15*time.Second)
+		require.NoError(t, err)
+		require.True(t, ok, "expired: r2 takes it")
+		holder, until, err := db.LeaseHolder(ctx, "org:acme")
+		require.NoError(t, err)
+		require.Equal(t, "r2", holder)
+		require.Equal(t, now.Add(15*time.Second).UnixMilli(), until.UnixMilli())
+		require.NoError(t, db.ReleaseLease(ctx, "org:acme", "r1"), "releasing another's lease does nothing")
+		holder, _, _ = db.LeaseHolder(ctx, "org:acme")
+		require.Equal(t, "r2", holder)
+		require.NoError(t, db.ReleaseLease(ctx, "org:acme", "r2"))
+		_, _, err = db.LeaseHolder(ctx, "org:acme")
+		require.ErrorIs(t, err, ErrNotFound)
+		ok, err = db.AcquireLease(ctx, "org:acme", "r1", 15*time.Second)
+		require.NoError(t, err)
+		require.True(t, ok, "released: taken at once")
+	})
+}
+
+// TestStoreMigrateTogether: replicas starting together on an empty
+// database migrate it once.
+func TestStoreMigrateTogether(t *testing.T) {
+	url := testservices.Postgres(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := OpenURL(context.Background(), url, "")
+			if err == nil {
+				db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	db, err := OpenURL(context.Background(), url, "")
+	require.NoError(t, err)
+	defer db.Close()
+	var versions int
+	require.NoError(t, db.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&versions))
+	require.Equal(t, len(migrations), versions)
+	_, err = OpenURL(context.Background(), "mysql://x", "")
+	require.ErrorContains(t, err, `state URL "mysql://x" is not accepted`)
+	_, err = OpenURL(context.Background(), fmt.Sprintf("postgres://nobody:secret@127.0.0.1:%d/none?connect_timeout=2", 1), "")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "secret", "the password is not in errors")
+}
