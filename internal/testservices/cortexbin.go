@@ -29,8 +29,8 @@ var cortexBuildFlags = []string{"-trimpath", "-tags", "netgo,slicelabels",
 	"-ldflags", "-s -w -X main.Version=" + strings.TrimPrefix(CortexVersion, "v")}
 
 // CortexBinary returns the path of the Cortex binary, building it when it is
-// missing into the user's cache directory (os.UserCacheDir()/tidemark), as
-// the benchmark caches its peers. The build is from tools/cortex, a module of
+// missing into the user's cache directory (os.UserCacheDir()/tidemark, else
+// the temporary directory), as the benchmark caches its peers. The build is from tools/cortex, a module of
 // its own that requires Cortex and repeats its replace directives; it takes
 // minutes on an empty build cache. A lock file makes test binaries that start
 // together (go test runs packages in parallel) build it once.
@@ -58,7 +58,8 @@ func cortexBinary(logf func(string, ...any)) (string, error) {
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("user cache dir: %w", err)
+		// No $HOME (or $XDG_CACHE_HOME): as the benchmark does.
+		cache = os.TempDir()
 	}
 	dir := filepath.Join(cache, "tidemark")
 	path := filepath.Join(dir, "cortex-"+CortexVersion+"-"+key)
