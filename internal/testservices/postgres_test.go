@@ -2,6 +2,7 @@ package testservices
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -49,4 +50,21 @@ func TestPostgres(t *testing.T) {
 	require.NoError(t, c1.QueryRow(ctx, `SELECT current_database()`).Scan(&db1))
 	require.NoError(t, c2.QueryRow(ctx, `SELECT current_database()`).Scan(&db2))
 	require.NotEqual(t, db1, db2)
+}
+
+// TestPostgresParallel asks for databases from parallel tests at once, as
+// the state store's contract tests will.
+func TestPostgresParallel(t *testing.T) {
+	for i := range 6 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c, err := pgx.Connect(ctx, Postgres(t))
+			require.NoError(t, err)
+			defer c.Close(ctx)
+			_, err = c.Exec(ctx, `CREATE TABLE orgs (slug TEXT PRIMARY KEY)`)
+			require.NoError(t, err, "each test has a database of its own")
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package testservices
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +36,9 @@ type serviceSpec struct {
 	// dir is the service's own directory; the watchdog removes it after the
 	// process has exited.
 	dir string
-	// logPath receives the process's standard output and error.
+	// logPath receives the process's standard output and error. It is in
+	// dir: the service keeps it open, to read it after the watchdog has
+	// removed it.
 	logPath string
 	// stopSignal asks the process to shut down cleanly ("TERM", "INT").
 	stopSignal string
@@ -58,7 +59,7 @@ type service struct {
 }
 
 func startService(spec serviceSpec) (*service, error) {
-	lf, err := os.OpenFile(spec.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := os.OpenFile(spec.logPath, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,6 @@ func startService(spec serviceSpec) (*service, error) {
 	s := &service{spec: spec, cmd: cmd, stdin: stdin, log: lf, exited: make(chan struct{})}
 	go func() {
 		s.waitErr = cmd.Wait()
-		lf.Close()
 		close(s.exited)
 	}()
 	return s, nil
@@ -90,6 +90,7 @@ func startService(spec serviceSpec) (*service, error) {
 // exit; past timeout it kills the process group and removes the directory
 // itself.
 func (s *service) stop(timeout time.Duration) error {
+	defer s.log.Close()
 	s.stdin.Close()
 	select {
 	case <-s.exited:
@@ -111,17 +112,20 @@ func (s *service) exitedErr() (bool, error) {
 	}
 }
 
-// logTail returns the last n lines of the service's log.
+// logTail returns the last n lines of the service's log (of its last
+// 64 KiB), read through the service's own descriptor: the file may have
+// been removed with the service's directory.
 func (s *service) logTail(n int) string {
-	b, err := os.ReadFile(s.spec.logPath)
+	fi, err := s.log.Stat()
 	if err != nil {
 		return fmt.Sprintf("(log %s: %v)", s.spec.logPath, err)
 	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	off := max(fi.Size()-64<<10, 0)
+	b := make([]byte, fi.Size()-off)
+	if _, err := s.log.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Sprintf("(log %s: %v)", s.spec.logPath, err)
 	}
-	return string(bytes.Join(lines, []byte("\n")))
+	return lastLines(string(b), n)
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
