@@ -76,6 +76,10 @@ type Options struct {
 
 	Context ContextOptions
 
+	// Engine, when set, runs the rules' queries (a remote engine's); nil:
+	// Prometheus's engine over Backend.
+	Engine promql.QueryEngine
+
 	// Owns reports whether this process evaluates an organization's rules
 	// (holds its lease); nil: every organization's. The others' groups are
 	// loaded for the API but not evaluated.
@@ -88,7 +92,7 @@ type Manager struct {
 	logger *slog.Logger
 	reg    prometheus.Registerer
 	opts   Options
-	engine *promql.Engine
+	engine promql.QueryEngine
 	parser parser.Parser
 	extURL *url.URL
 	finder *contextFinder
@@ -192,16 +196,19 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	interval := opts.EvaluationInterval.Milliseconds()
 	// The engine of rule evaluation. It registers no metrics: the query
 	// API's engine has them under the same names.
-	m.engine = promql.NewEngine(promql.EngineOpts{
-		Logger:                   logger.With("component", "rule query engine"),
-		MaxSamples:               opts.MaxSamples,
-		Timeout:                  opts.QueryTimeout,
-		LookbackDelta:            opts.LookbackDelta,
-		EnableAtModifier:         true,
-		EnableNegativeOffset:     true,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return interval },
-		Parser:                   m.parser,
-	})
+	m.engine = opts.Engine
+	if m.engine == nil {
+		m.engine = promql.NewEngine(promql.EngineOpts{
+			Logger:                   logger.With("component", "rule query engine"),
+			MaxSamples:               opts.MaxSamples,
+			Timeout:                  opts.QueryTimeout,
+			LookbackDelta:            opts.LookbackDelta,
+			EnableAtModifier:         true,
+			EnableNegativeOffset:     true,
+			NoStepSubqueryIntervalFn: func(int64) int64 { return interval },
+			Parser:                   m.parser,
+		})
+	}
 	f := promauto.With(reg)
 	m.syncFailures = f.NewCounter(prometheus.CounterOpts{
 		Name: "tidemark_rule_sync_failures_total",

@@ -29,6 +29,9 @@ type Config struct {
 type Organization struct {
 	Slug   string  `yaml:"slug"`
 	Tokens []Token `yaml:"tokens"`
+	// Tenant is the organization's tenant in a remote metrics engine
+	// (--storage.backend=remote); empty: its slug.
+	Tenant string `yaml:"tenant"`
 }
 
 // Token declares a token. Exactly one of Value and ValueFile is set; a
@@ -86,6 +89,9 @@ func (c *Config) resolve(baseDir string) error {
 			return fmt.Errorf("organizations[%d].slug: organization %q is declared twice", i, o.Slug)
 		}
 		seenOrg[o.Slug] = true
+		if o.Tenant != "" && !validTenant(o.Tenant) {
+			return fmt.Errorf("organizations[%d] (%s).tenant: %q is not accepted; accepted: 1 to 150 of the characters a-z A-Z 0-9 ! - _ . * ' ( ) (Cortex's and Mimir's tenant IDs)", i, o.Slug, o.Tenant)
+		}
 		for j := range o.Tokens {
 			t := &o.Tokens[j]
 			where := fmt.Sprintf("organizations[%d] (%s) tokens[%d]", i, o.Slug, j)
@@ -122,6 +128,31 @@ func (c *Config) resolve(baseDir string) error {
 		}
 	}
 	return nil
+}
+
+// validTenant reports whether s is a tenant ID Cortex and Mimir accept.
+func validTenant(s string) bool {
+	if len(s) == 0 || len(s) > 150 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		ok := (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || strings.ContainsRune("!-_.*'()", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Tenants returns the declared tenant of every organization that has one.
+func (c *Config) Tenants() map[string]string {
+	out := map[string]string{}
+	for _, o := range c.Organizations {
+		if o.Tenant != "" {
+			out[o.Slug] = o.Tenant
+		}
+	}
+	return out
 }
 
 // StateTokens returns the declared organizations and tokens in the form the

@@ -61,28 +61,6 @@ func (s *Service) activeUpTo(o *openEvent, now int64) (out []sample, expired boo
 	return o.advance(min(limit, end), s.res), false
 }
 
-// advanceDirty writes the active samples, up to now, of the starts the
-// overlay added. Expired ones leave it; their seqs are returned.
-func (s *Service) advanceDirty(ov *overlay, now int64) (map[string][]sample, []int64) {
-	out := map[string][]sample{}
-	var expired []int64
-	for k := range ov.dirty {
-		o := ov.changes[k]
-		if o == nil {
-			continue
-		}
-		smp, exp := s.activeUpTo(o, now)
-		out[o.org] = append(out[o.org], smp...)
-		if exp {
-			expired = append(expired, o.seq)
-			s.logger.Info("open event reached the maximum duration; its active series ends", "org", o.org, "id", o.id, "max_duration", s.opts.MaxDuration)
-			var undo []undoEntry
-			ov.set(k, nil, &undo)
-		}
-	}
-	return out, expired
-}
-
 // commitSamples appends and commits samples per organization, dropping
 // samples the TSDB already has. It returns the organizations whose commit
 // failed.

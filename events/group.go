@@ -23,11 +23,12 @@ import (
 //     same request); how starts and stops pair against the open set, through
 //     an overlay, so that a request can be undone alone; the samples that
 //     follow;
-//  2. stage, request by request (stageRequest): the samples are appended,
-//     uncommitted, to the organization's TSDB; a request whose samples are
-//     refused is undone and answered alone; then for the group (store): seqs
-//     from the database, the rows inserted, pairs closed, expired starts
-//     closed;
+//  2. stage, request by request (stageRequest): the samples, with the first
+//     active samples of the starts it opened, are appended, uncommitted, to
+//     the organization's storage (a remote engine is sent them then: see
+//     storage.Preparer); a request whose samples are refused is undone and
+//     answered alone; then for the group (store): seqs from the database,
+//     the rows inserted, pairs closed;
 //  3. commit: the log transaction first — from then on the log is the truth,
 //     and a crash before the TSDB commit is repaired by replaying uncommitted
 //     rows — then the TSDB appenders, then the rows are marked committed.
@@ -140,8 +141,7 @@ func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, erro
 		}
 		g.stageRequest(p)
 	}
-	active, err := g.store()
-	if err != nil {
+	if err := g.store(); err != nil {
 		g.abort()
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, erro
 		g.abort()
 		return nil, fmt.Errorf("commit event log: %w", err)
 	}
-	g.commit(active)
+	g.commit()
 	return g, nil
 }
 
@@ -261,8 +261,27 @@ func (g *groupWrite) stageRequest(p *plannedRequest) {
 		s.logger.Error("open organization storage", "org", p.req.org, "err", err)
 		return
 	}
+	// The first active samples of the starts it opened (the rest are the
+	// ticks'); a start the request itself stopped has them already.
+	for _, o := range p.opened {
+		k := openKey(o.row.Org, o.row.PairKey)
+		if g.ov.get(k) != o.ev {
+			continue
+		}
+		smp, expired := s.activeUpTo(o.ev, g.now.UnixMilli())
+		p.samples = append(p.samples, smp...)
+		if expired {
+			s.logger.Info("open event reached the maximum duration; its active series ends", "org", o.ev.org, "id", o.ev.id, "max_duration", s.opts.MaxDuration)
+			o.row.Open = false
+			g.ov.set(k, nil, &p.undo)
+		}
+	}
 	p.app = org.AppenderV2(context.Background())
-	if err := appendAll(p.app, p.samples); err != nil {
+	err = appendAll(p.app, p.samples)
+	if pr, ok := p.app.(storage.Preparer); ok && err == nil {
+		err = pr.Prepare()
+	}
+	if err != nil {
 		p.app.Rollback()
 		p.app = nil
 		g.ov.undo(p.undo)
@@ -274,9 +293,8 @@ func (g *groupWrite) stageRequest(p *plannedRequest) {
 	}
 }
 
-// store writes the staged requests' rows into the log transaction, and
-// returns the active samples of the starts the group opened.
-func (g *groupWrite) store() (map[string][]sample, error) {
+// store writes the staged requests' rows into the log transaction.
+func (g *groupWrite) store() error {
 	var rows []*state.EventRow
 	for _, p := range g.reqs {
 		if p.err == nil {
@@ -285,7 +303,7 @@ func (g *groupWrite) store() (map[string][]sample, error) {
 	}
 	first, err := g.tx.AllocSeqs(len(rows))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i, row := range rows {
 		row.Seq = first + int64(i)
@@ -307,9 +325,6 @@ func (g *groupWrite) store() (map[string][]sample, error) {
 			}
 		}
 	}
-	// The active samples of the starts of this group, up to now, and how
-	// far that writes them.
-	active, expired := g.s.advanceDirty(g.ov, g.now.UnixMilli())
 	for _, p := range g.reqs {
 		if p.err != nil {
 			continue
@@ -319,7 +334,7 @@ func (g *groupWrite) store() (map[string][]sample, error) {
 		}
 	}
 	if err := g.tx.Insert(rows); err != nil {
-		return nil, err
+		return err
 	}
 	for _, p := range g.reqs {
 		if p.err != nil {
@@ -327,26 +342,21 @@ func (g *groupWrite) store() (map[string][]sample, error) {
 		}
 		for _, pr := range p.pairs {
 			if err := g.tx.ClosePair(pr.start.seq, pr.stop.Seq, pr.durationMS); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		for _, row := range p.rewind {
 			if err := g.tx.SetActive(row.Seq, row.TS); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	for _, seq := range expired {
-		if err := g.tx.ExpireOpen(seq); err != nil {
-			return nil, err
-		}
-	}
-	return active, nil
+	return nil
 }
 
 // commit makes the group's samples durable once its log transaction has
 // committed: step 3.
-func (g *groupWrite) commit(active map[string][]sample) {
+func (g *groupWrite) commit() {
 	s := g.s
 	ctx := context.Background()
 	var committed []int64
@@ -372,7 +382,6 @@ func (g *groupWrite) commit(active map[string][]sample) {
 			}
 		}
 	}
-	s.commitSamples(ctx, active)
 	slices.Sort(committed)
 	if err := s.log.MarkCommitted(ctx, committed); err != nil {
 		// The rows are replayed (idempotently) at the next start.
@@ -424,6 +433,10 @@ func (s *Service) appendError(err error) error {
 		return &ConflictError{msg: "an event conflicts with a stored one: " + err.Error() + "; send a different timestamp, or the same value"}
 	}
 	if errors.Is(err, storage.ErrSeriesLimit) {
+		return &InputError{Index: -1, Problem: err.Error()}
+	}
+	var rej *storage.RejectedError
+	if errors.As(err, &rej) {
 		return &InputError{Index: -1, Problem: err.Error()}
 	}
 	if errors.Is(err, promstorage.ErrOutOfBounds) || errors.Is(err, promstorage.ErrTooOldSample) || errors.Is(err, promstorage.ErrOutOfOrderSample) {

@@ -18,6 +18,7 @@ import (
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/storage/remote"
 )
 
 // Options configures a server. DefaultOptions gives the values of a
@@ -41,8 +42,17 @@ type Options struct {
 	Pprof bool
 
 	// StoragePath is the data directory: the SQLite state database and one
-	// TSDB per organization.
+	// TSDB per organization (embedded storage).
 	StoragePath string
+	// StateURL is the state database: empty for SQLite in StoragePath,
+	// postgres://... for PostgreSQL (shared by replicas).
+	StateURL string
+	// Storage is where samples live: StorageEmbedded (a TSDB per
+	// organization in StoragePath) or StorageRemote (a remote engine).
+	Storage string
+	// Remote is the remote engine, with Storage StorageRemote. Its Tenant
+	// comes from the config's organizations.
+	Remote remote.Options
 	// Retention is how long samples are kept.
 	Retention time.Duration
 	// OutOfOrderWindow is how far behind a series' newest sample a sample
@@ -77,6 +87,12 @@ type Options struct {
 	AlertSenders []rules.Sender
 }
 
+// The storage backends.
+const (
+	StorageEmbedded = "embedded"
+	StorageRemote   = "remote"
+)
+
 // DefaultOptions are the options of a `tidemark serve` with no flags.
 func DefaultOptions() Options {
 	return Options{
@@ -84,6 +100,8 @@ func DefaultOptions() Options {
 		MaxRequestBytes:        32 << 20,
 		ShutdownTimeout:        30 * time.Second,
 		StoragePath:            "./data",
+		Storage:                StorageEmbedded,
+		Remote:                 remote.Options{TenantHeader: "X-Scope-OrgID"},
 		Retention:              15 * 24 * time.Hour,
 		MaxSeriesPerOrg:        2_000_000,
 		TokenRequestsPerSecond: 500,
@@ -116,6 +134,15 @@ func (o *Options) validate() error {
 	}
 	if o.StoragePath == "" {
 		return fmt.Errorf("--storage.path is empty: name a data directory")
+	}
+	switch o.Storage {
+	case StorageEmbedded:
+	case StorageRemote:
+		if o.Remote.WriteURL == "" || o.Remote.QueryURL == "" {
+			return fmt.Errorf("--storage.backend=remote needs --storage.remote.write-url and --storage.remote.query-url")
+		}
+	default:
+		return fmt.Errorf("--storage.backend %q is not accepted: use embedded or remote", o.Storage)
 	}
 	return nil
 }

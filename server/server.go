@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/tidemark/tidemark/alerting"
@@ -26,6 +27,7 @@ import (
 	"github.com/tidemark/tidemark/lease"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/storage/remote"
 	"github.com/tidemark/tidemark/web"
 )
 
@@ -84,7 +86,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 	if err := os.MkdirAll(opts.StoragePath, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	if s.db, err = state.Open(filepath.Join(opts.StoragePath, StateFile)); err != nil {
+	if s.db, err = state.OpenURL(ctx, opts.StateURL, filepath.Join(opts.StoragePath, StateFile)); err != nil {
 		return nil, err
 	}
 	if opts.Config != nil {
@@ -97,11 +99,32 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		return nil, err
 	}
 
-	var inner storage.Backend = storage.NewEmbedded(logger.With("component", "storage"), reg, storage.EmbeddedOptions{
-		Dir:              filepath.Join(opts.StoragePath, "tsdb"),
-		Retention:        opts.Retention,
-		OutOfOrderWindow: max(opts.OutOfOrderWindow, opts.Events.Limits.Backfill),
-	})
+	var inner storage.Backend
+	var rb *remote.Backend
+	switch opts.Storage {
+	case StorageRemote:
+		ro := opts.Remote
+		tenants := map[string]string{}
+		if opts.Config != nil {
+			tenants = opts.Config.Tenants()
+		}
+		ro.Tenant = func(org string) string {
+			if t, ok := tenants[org]; ok {
+				return t
+			}
+			return org
+		}
+		if rb, err = remote.New(logger.With("component", "remote storage"), reg, ro); err != nil {
+			return nil, err
+		}
+		inner = rb
+	default:
+		inner = storage.NewEmbedded(logger.With("component", "storage"), reg, storage.EmbeddedOptions{
+			Dir:              filepath.Join(opts.StoragePath, "tsdb"),
+			Retention:        opts.Retention,
+			OutOfOrderWindow: max(opts.OutOfOrderWindow, opts.Events.Limits.Backfill),
+		})
+	}
 	if opts.WrapStorage != nil {
 		inner = opts.WrapStorage(inner)
 	}
@@ -138,7 +161,12 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		ruleSenders = append(ruleSenders, snd)
 	}
 	ruleSenders = append(ruleSenders, opts.AlertSenders...)
+	var engine promql.QueryEngine
+	if rb != nil {
+		engine = rb.QueryEngine()
+	}
 	s.rules, err = alerting.New(logger.With("component", "rules"), reg, alerting.Options{
+		Engine:             engine,
 		Store:              s.db,
 		Backend:            s.backend,
 		Events:             s.events,
@@ -168,7 +196,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
 	}
-	s.handler = web.New(logger.With("component", "web"), reg, web.Options{
+	webOpts := web.Options{
 		Version:                opts.Version,
 		MaxRequestBytes:        opts.MaxRequestBytes,
 		QueryTimeout:           opts.QueryTimeout,
@@ -184,7 +212,11 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		Events:                 s.events,
 		Rules:                  s.rules.Retriever,
 		Gatherer:               gatherer,
-	})
+	}
+	if rb != nil {
+		webOpts.Remote, webOpts.QueryEngine = rb, engine
+	}
+	s.handler = web.New(logger.With("component", "web"), reg, webOpts)
 
 	s.listener = opts.Listener
 	if s.listener == nil {
@@ -430,7 +462,10 @@ func bootstrap(ctx context.Context, logger *slog.Logger, db state.Store, dir str
 	if len(orgs) > 0 {
 		return nil
 	}
-	if err := db.CreateOrg(ctx, "default"); err != nil {
+	if err := db.CreateOrg(ctx, "default"); errors.Is(err, state.ErrExists) {
+		// Another replica on the same database started first.
+		return nil
+	} else if err != nil {
 		return err
 	}
 	token := state.NewToken()

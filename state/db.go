@@ -202,7 +202,7 @@ func (s *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.db.d.lockMigrations(ctx, tx.tx); err != nil {
+	if err := s.db.d.lock(ctx, tx.tx, migrationLockKey); err != nil {
 		return fmt.Errorf("take the migration lock: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {

@@ -22,10 +22,17 @@ type dialect struct {
 	forUpdate string
 	// isUnique reports whether err is a violation of a unique constraint.
 	isUnique func(error) bool
-	// lockMigrations takes, in tx, the lock that lets one process migrate
-	// at a time; it is released when tx ends.
-	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// lock takes, in tx, the lock key that lets one process at a time do
+	// what it guards (migrate, sync the config); it is released when tx
+	// ends.
+	lock func(ctx context.Context, tx *sql.Tx, key int64) error
 }
+
+// The keys of lock.
+const (
+	migrationLockKey = 7_461_636_973 // "tide" in ASCII, as a number
+	configLockKey    = migrationLockKey + 1
+)
 
 var sqliteDialect = &dialect{
 	name: "sqlite",
@@ -36,13 +43,10 @@ var sqliteDialect = &dialect{
 		}
 		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	},
-	// Transactions begin IMMEDIATE (see openSQLite): the write lock is
-	// held from the start.
-	lockMigrations: func(context.Context, *sql.Tx) error { return nil },
+	// Transactions begin IMMEDIATE (see Open): the write lock is held
+	// from the start.
+	lock: func(context.Context, *sql.Tx, int64) error { return nil },
 }
-
-// migrationLockKey is the PostgreSQL advisory lock key of migrations.
-const migrationLockKey = 7_461_636_973 // "tide" in ASCII, as a number
 
 var postgresDialect = &dialect{
 	name:      "postgres",
@@ -52,8 +56,8 @@ var postgresDialect = &dialect{
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505" // unique_violation
 	},
-	lockMigrations: func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLockKey))
+	lock: func(ctx context.Context, tx *sql.Tx, key int64) error {
+		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key)
 		return err
 	},
 }

@@ -135,6 +135,10 @@ func (s *DB) SyncConfig(ctx context.Context, orgs []string, tokens []ConfigToken
 		return err
 	}
 	defer tx.Rollback()
+	// Replicas starting together each sync the same file: one at a time.
+	if err := s.db.d.lock(ctx, tx.tx, configLockKey); err != nil {
+		return fmt.Errorf("take the config lock: %w", err)
+	}
 	now := s.now().UnixMilli()
 	for _, slug := range orgs {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO organizations (slug, created_at) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING`, slug, now); err != nil {

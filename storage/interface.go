@@ -9,6 +9,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	promstorage "github.com/prometheus/prometheus/storage"
 )
@@ -51,4 +52,28 @@ type Org interface {
 	// implement promstorage.GetRef, so that the series limit can tell a
 	// new series from a known one; wrappers must keep both.
 	ActiveSeries() (n uint64, counted bool)
+}
+
+// Preparer is implemented by appenders whose storage must take the samples
+// before anything that depends on them is made durable elsewhere: Prepare
+// sends the samples (a remote engine answers whether it took them), and
+// Commit then only confirms. A writer that records what the samples stand
+// for (the event log) calls Prepare first, when the appender has it, so that
+// an engine that refuses them refuses the whole write. Samples prepared and
+// then rolled back may stay stored: writing them again is harmless.
+type Preparer interface {
+	Prepare() error
+}
+
+// RejectedError is a write the storage refused for good (a remote engine's
+// 4xx): sending it again cannot succeed.
+type RejectedError struct {
+	// Status is the engine's HTTP status.
+	Status int
+	// Message is the engine's answer.
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("the metrics engine refused the samples (HTTP %d): %s", e.Status, e.Message)
 }

@@ -28,26 +28,40 @@ type promRoute struct {
 	method string
 	path   string // under /api/v1
 	scope  state.Scope
+	// remote is how the route is served when samples are in a remote
+	// engine: proxied to its reads or its remote write, or (none) by
+	// Prometheus's API here.
+	remote remoteKind
 }
+
+type remoteKind int
+
+const (
+	local remoteKind = iota
+	remoteRead
+	remoteWrite
+)
 
 // promRoutes are the Prometheus API routes of DESIGN.md, served under every
 // base URL: /api/v4/organizations/{org}/prometheus and the root.
 var promRoutes = []promRoute{
-	{"GET", "/query", state.ScopeRead},
-	{"POST", "/query", state.ScopeRead},
-	{"GET", "/query_range", state.ScopeRead},
-	{"POST", "/query_range", state.ScopeRead},
-	{"GET", "/series", state.ScopeRead},
-	{"POST", "/series", state.ScopeRead},
-	{"GET", "/labels", state.ScopeRead},
-	{"POST", "/labels", state.ScopeRead},
-	{"GET", "/label/{name}/values", state.ScopeRead},
-	{"GET", "/metadata", state.ScopeRead},
-	{"GET", "/status/buildinfo", state.ScopeRead},
-	{"GET", "/rules", state.ScopeRead},
-	{"GET", "/alerts", state.ScopeRead},
-	{"POST", "/write", state.ScopeWrite},
-	{"POST", "/otlp/v1/metrics", state.ScopeWrite},
+	{"GET", "/query", state.ScopeRead, remoteRead},
+	{"POST", "/query", state.ScopeRead, remoteRead},
+	{"GET", "/query_range", state.ScopeRead, remoteRead},
+	{"POST", "/query_range", state.ScopeRead, remoteRead},
+	{"GET", "/series", state.ScopeRead, remoteRead},
+	{"POST", "/series", state.ScopeRead, remoteRead},
+	{"GET", "/labels", state.ScopeRead, remoteRead},
+	{"POST", "/labels", state.ScopeRead, remoteRead},
+	{"GET", "/label/{name}/values", state.ScopeRead, remoteRead},
+	{"GET", "/metadata", state.ScopeRead, remoteRead},
+	{"GET", "/status/buildinfo", state.ScopeRead, local},
+	{"GET", "/rules", state.ScopeRead, local},
+	{"GET", "/alerts", state.ScopeRead, local},
+	{"POST", "/write", state.ScopeWrite, remoteWrite},
+	// OTLP is translated here by Prometheus's handler and sent on as
+	// remote write, so any engine that takes remote write takes it.
+	{"POST", "/otlp/v1/metrics", state.ScopeWrite, local},
 }
 
 // RulesSource gives the rule groups and alerting rules of the organization

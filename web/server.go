@@ -45,8 +45,15 @@ type Options struct {
 
 	State   State
 	Backend storage.Backend
-	Events  *events.Service
-	Rules   RulesSource
+	// Remote, when set, answers the Prometheus API's reads and remote
+	// writes from the remote engine the Backend writes to (see
+	// storage/remote): PromQL runs in the engine.
+	Remote RemoteAPI
+	// QueryEngine, when set, runs Tidemark's own queries (the canary
+	// judge); nil: Prometheus's engine over Backend.
+	QueryEngine promql.QueryEngine
+	Events      *events.Service
+	Rules       RulesSource
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 }
@@ -56,6 +63,15 @@ type State interface {
 	state.Tokens
 	state.Orgs
 	state.RuleStore
+}
+
+// RemoteAPI is a remote engine's side of the Prometheus API, for the
+// organization in a request's context.
+type RemoteAPI interface {
+	// ReadHandler answers reads whose path is /api/v1/...
+	ReadHandler() http.Handler
+	// WriteHandler takes remote-write requests.
+	WriteHandler() http.Handler
 }
 
 // Handler is Tidemark's HTTP handler.
@@ -69,7 +85,7 @@ type Handler struct {
 
 	// engine and queryable run PromQL over the organization in a
 	// request's context (see storage.WithOrg).
-	engine    *promql.Engine
+	engine    promql.QueryEngine
 	queryable storage.Routed
 
 	requests *prometheus.CounterVec
@@ -115,16 +131,25 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		Rules:         opts.Rules,
 		CORSOrigin:    opts.CORSOrigin,
 	}
-	h.engine = newEngine(logger, reg, po)
+	localEngine := newEngine(logger, reg, po)
+	h.engine = localEngine
+	if opts.QueryEngine != nil {
+		h.engine = opts.QueryEngine
+	}
 	h.queryable = storage.Routed{Backend: opts.Backend}
-	promAPI := newPromAPI(logger, reg, h.engine, h.queryable, h.readyGate, po)
+	promAPI := newPromAPI(logger, reg, localEngine, h.queryable, h.readyGate, po)
 	orgPrefix := func(r *http.Request) int {
 		return len("/api/v4/organizations/" + r.PathValue("org") + "/prometheus")
 	}
 	rootPrefix := func(*http.Request) int { return 0 }
 	for _, rt := range promRoutes {
 		var api http.Handler = promAPI
-		if rt.scope == state.ScopeWrite {
+		switch {
+		case opts.Remote != nil && rt.remote == remoteRead:
+			api = h.readyGate(opts.Remote.ReadHandler().ServeHTTP)
+		case opts.Remote != nil && rt.remote == remoteWrite:
+			api = h.readyGate(remoteWrite1(opts.Remote.WriteHandler(), storageStatus(promAPI)).ServeHTTP)
+		case rt.scope == state.ScopeWrite:
 			api = storageStatus(promAPI)
 		}
 		h.handle(rt.method+" "+orgBase+"/api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(orgPrefix, api)))

@@ -1,8 +1,10 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tidemark/tidemark/storage"
 )
@@ -30,9 +32,13 @@ type reportWriter struct {
 func (w *reportWriter) WriteHeader(code int) {
 	if code == http.StatusInternalServerError {
 		limit, commit := w.rep.Errors()
+		var rejected *storage.RejectedError
 		switch {
 		case limit != nil:
 			w.replace(http.StatusBadRequest, limit.Error())
+			return
+		case commit != nil && errors.As(commit, &rejected):
+			w.replace(rejected.Status, rejected.Error())
 			return
 		case commit != nil:
 			w.Header().Set("Retry-After", strconv.Itoa(commitRetryAfter))
@@ -59,3 +65,16 @@ func (w *reportWriter) Write(b []byte) (int, error) {
 }
 
 func (w *reportWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// remoteWrite1 passes remote-write 1.0 requests to a remote engine as they
+// came (proxy), and decodes 2.0 requests here (local) into the storage,
+// which sends them on as 1.0: engines such as Cortex take only 1.0.
+func remoteWrite1(proxy, local http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Content-Type"), "io.prometheus.write.v2.Request") {
+			local.ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+}
