@@ -37,7 +37,7 @@ func VerifyGitHub(body []byte, header, secret string) error {
 	}
 	hexSig, ok := strings.CutPrefix(header, "sha256=")
 	if !ok || !validHMAC(body, secret, hexSig) {
-		return &SignatureError{msg: "header X-Hub-Signature-256 does not match the body signed with hooks.github.secret; accepted: sha256=<hex HMAC-SHA256 of the body>, with the same secret on both sides"}
+		return &SignatureError{msg: "header X-Hub-Signature-256 does not match the body signed with hooks.github.secret; accepted: sha256= followed by the hex HMAC-SHA256 of the body, with the same secret on both sides"}
 	}
 	return nil
 }
