@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/ui"
@@ -43,6 +44,10 @@ type Options struct {
 	Rules   RulesSource
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
+	// Hooks returns an organization's webhook receiver settings; nil: none
+	// (GitHub, GitLab and LaunchDarkly deliveries are refused, and there
+	// are no generic hooks).
+	Hooks func(org string) sources.Settings
 }
 
 // Handler is Tidemark's HTTP handler.
@@ -145,6 +150,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	h.handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	h.registerRuler()
 	h.registerAnalysis()
+	h.registerSources(ev)
 	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})))

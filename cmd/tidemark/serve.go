@@ -24,6 +24,7 @@ import (
 	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/web"
@@ -77,7 +78,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("storage.path", "Data directory: the state database and one TSDB per organization.").Default("./data").StringVar(&c.storagePath)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default("15d"), &c.retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default("0s"), &c.oooWindow)
-	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting).").StringVar(&c.configFile)
+	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting, webhook receivers).").StringVar(&c.configFile)
 	durationFlag(f("query.timeout", "Maximum time a query may take.").Default("2m"), &c.queryTimeout)
 	durationFlag(f("query.lookback-delta", "How far back PromQL looks for a sample.").Default("5m"), &c.lookbackDelta)
 	f("query.max-samples", "Most samples a query may load into memory.").Default("50000000").IntVar(&c.maxSamples)
@@ -169,8 +170,10 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		}
 	}
 	alertCfg := config.DefaultAlerting()
+	var hooks func(org string) sources.Settings
 	if cfg != nil {
 		alertCfg = cfg.Alerting
+		hooks = cfg.HookSettings
 	}
 	if err := alerting.CheckRuleFiles(alertCfg.RuleFiles); err != nil {
 		return err
@@ -265,6 +268,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		Events:                 evs,
 		Rules:                  ruleMgr.Retriever,
 		Gatherer:               reg,
+		Hooks:                  hooks,
 	})
 
 	ln, err := net.Listen("tcp", c.listenAddress)
