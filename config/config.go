@@ -23,15 +23,18 @@ import (
 type Config struct {
 	Organizations []Organization `yaml:"organizations"`
 	Alerting      Alerting       `yaml:"alerting"`
+	Hooks         Hooks          `yaml:"hooks"`
 }
 
-// Organization declares an organization and its tokens.
+// Organization declares an organization, its tokens and its own webhook
+// receiver settings (hooks.go).
 type Organization struct {
 	Slug   string  `yaml:"slug"`
 	Tokens []Token `yaml:"tokens"`
 	// Tenant is the organization's tenant in a remote metrics engine
 	// (--storage.backend=remote); empty: its slug.
 	Tenant string `yaml:"tenant"`
+	Hooks  *Hooks `yaml:"hooks"`
 }
 
 // Token declares a token. Exactly one of Value and ValueFile is set; a
@@ -73,6 +76,9 @@ func Parse(b []byte, baseDir string) (*Config, error) {
 	}
 	if err := c.Alerting.resolve(baseDir); err != nil {
 		return nil, fmt.Errorf("alerting.%w", err)
+	}
+	if err := c.resolveHooks(baseDir); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -92,9 +91,10 @@ var reservedLabels = map[string]bool{labels.MetricName: true, "event_name": true
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // Decode parses a request body holding one change event (a JSON object) or a
-// JSON array of them. now is the time the request was received: the default
-// event time, and the reference for the backfill window. Every error is an
-// *InputError; on error nothing is returned.
+// JSON array of them, and validates them with Validate. now is the time the
+// request was received: the default event time, and the reference for the
+// backfill window. Every error is an *InputError; on error nothing is
+// returned.
 func Decode(body []byte, now time.Time, lim Limits) ([]Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -105,23 +105,13 @@ func Decode(body []byte, now time.Time, lim Limits) ([]Event, error) {
 		if err := strictUnmarshal(body, &raws); err != nil {
 			return nil, &InputError{Index: -1, Problem: "the body is not a JSON array of objects: " + jsonProblem(err), Accepted: "one change event as a JSON object, or a JSON array of them"}
 		}
-		if len(raws) == 0 {
-			return nil, &InputError{Index: -1, Problem: "the array is empty", Accepted: "1 to " + strconv.Itoa(lim.MaxBatch) + " events"}
-		}
-		if len(raws) > lim.MaxBatch {
-			return nil, &InputError{Index: -1, Problem: fmt.Sprintf("the batch has %d events, more than the limit", len(raws)), Accepted: "at most " + strconv.Itoa(lim.MaxBatch) + " events per request (--events.max-batch)"}
-		}
-		evs := make([]Event, 0, len(raws))
+		ins := make([]Input, len(raws))
 		for i, raw := range raws {
-			ev, err := decodeOne(raw, i, now, lim)
-			if err != nil {
-				return nil, err
-			}
-			evs = append(evs, ev)
+			ins[i] = DecodeInput(raw)
 		}
-		return evs, nil
+		return ValidateAll(ins, now, lim)
 	}
-	ev, err := decodeOne(body, -1, now, lim)
+	ev, err := Validate(DecodeInput(body), -1, now, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -159,21 +149,25 @@ func quote(raw []byte) string {
 	return s
 }
 
-func decodeOne(raw json.RawMessage, idx int, now time.Time, lim Limits) (Event, error) {
-	fail := func(field string, value []byte, problem, accepted string) (Event, error) {
-		e := &InputError{Index: idx, Field: field, Problem: problem, Accepted: accepted}
-		if value != nil {
-			e.Value = quote(value)
-		}
-		return Event{}, e
+// DecodeInput parses one change event in the API's JSON form. It never
+// fails: what is wrong with the JSON is kept in the input and reported by
+// Validate, in the order Validate checks the fields, so that an event's
+// first problem is named the same way whether it came as JSON or as an
+// Input.
+func DecodeInput(raw json.RawMessage) Input {
+	src := &jsonSource{raw: map[string]json.RawMessage{}, bad: map[string]*InputError{}}
+	in := Input{src: src}
+	whole := func(problem, accepted string) Input {
+		src.whole = &InputError{Index: -1, Problem: problem, Accepted: accepted}
+		return in
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return fail("", nil, "a change event must be a JSON object, got "+quote(raw), "an object with at least event_name")
+		return whole("a change event must be a JSON object, got "+quote(raw), "an object with at least event_name")
 	}
 	var fields map[string]json.RawMessage
 	if err := strictUnmarshal(raw, &fields); err != nil {
-		return fail("", nil, "the event is not valid JSON: "+jsonProblem(err), "an object with at least event_name")
+		return whole("the event is not valid JSON: "+jsonProblem(err), "an object with at least event_name")
 	}
 	var unknown []string
 	for k := range fields {
@@ -183,107 +177,78 @@ func decodeOne(raw json.RawMessage, idx int, now time.Time, lim Limits) (Event, 
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return fail(unknown[0], nil, "unknown field", acceptedFields+" (attributes for anything else)")
+		src.whole = &InputError{Index: -1, Field: unknown[0], Problem: "unknown field", Accepted: acceptedFields + " (attributes for anything else)"}
+		return in
+	}
+	in.Raw = append(json.RawMessage(nil), raw...)
+	// bad records a type error of a field; Validate reports it.
+	bad := func(field string, value []byte, problem, accepted string) {
+		e := &InputError{Index: -1, Field: field, Problem: problem, Accepted: accepted}
+		if value != nil {
+			e.Value = quote(value)
+		}
+		src.bad[field] = e
 	}
 	present := func(k string) (json.RawMessage, bool) {
 		v, ok := fields[k]
 		if !ok || bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
 			return nil, false
 		}
+		src.raw[k] = v
 		return v, true
 	}
-	ev := Event{Raw: append(json.RawMessage(nil), raw...)}
 
-	// event_name
-	v, ok := present("event_name")
-	if !ok {
-		return fail("event_name", nil, "missing", "a non-empty string")
+	if v, ok := present("event_name"); ok {
+		if err := json.Unmarshal(v, &in.Name); err != nil {
+			bad("event_name", v, "not a non-empty string", "a non-empty string")
+		}
 	}
-	if err := json.Unmarshal(v, &ev.Name); err != nil || ev.Name == "" {
-		return fail("event_name", v, "not a non-empty string", "a non-empty string")
-	}
-	if len(ev.Name) > lim.MaxValueBytes || !utf8.ValidString(ev.Name) {
-		return fail("event_name", v, "too long or not UTF-8", fmt.Sprintf("at most %d bytes of UTF-8", lim.MaxValueBytes))
-	}
-
-	// event_state
-	ev.State = StateStart
 	if v, ok := present("event_state"); ok {
 		var s string
-		if err := json.Unmarshal(v, &s); err != nil || (State(s) != StateStart && State(s) != StateStop) {
-			return fail("event_state", v, "is not a state", `"start" or "stop"`)
+		if err := json.Unmarshal(v, &s); err != nil {
+			bad("event_state", v, "is not a state", `"start" or "stop"`)
+		} else if s == "" {
+			bad("event_state", v, "is not a state", `"start" or "stop"`)
 		}
-		ev.State = State(s)
+		in.State = State(s)
 	}
-
-	// timestamp
-	ev.Time = now.UnixMilli()
 	if v, ok := present("timestamp"); ok {
 		ts, err := decodeTimestamp(v)
 		if err != nil {
-			return fail("timestamp", v, "is not a time: "+err.Error(), acceptedTimestamps)
+			bad("timestamp", v, "is not a time: "+err.Error(), acceptedTimestamps)
 		}
-		if oldest := now.Add(-lim.Backfill).UnixMilli(); ts < oldest {
-			return fail("timestamp", v, fmt.Sprintf("is older than the backfill window of %s", model.Duration(lim.Backfill)),
-				"times after "+time.UnixMilli(oldest).UTC().Format(time.RFC3339)+" (--events.backfill-window)")
-		}
-		if newest := now.Add(lim.Future).UnixMilli(); ts > newest {
-			return fail("timestamp", v, fmt.Sprintf("is more than %s in the future", model.Duration(lim.Future)),
-				"times before "+time.UnixMilli(newest).UTC().Format(time.RFC3339))
-		}
-		ev.Time = ts
-	}
-
-	// value
-	ev.Value = 1
-	if ev.State == StateStop {
-		ev.Value = 2
+		in.Time = ts
 	}
 	if v, ok := present("value"); ok {
 		var n json.Number
 		if c := bytes.TrimSpace(v)[0]; c == '"' || json.Unmarshal(v, &n) != nil {
-			return fail("value", v, "is not a number", "a JSON number")
+			bad("value", v, "is not a number", "a JSON number")
+		} else if f, err := n.Float64(); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			bad("value", v, "is not a finite number", "a JSON number")
+		} else {
+			in.Value = &f
 		}
-		f, err := n.Float64()
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return fail("value", v, "is not a finite number", "a JSON number")
-		}
-		ev.Value = f
 	}
-
-	// id
 	if v, ok := present("id"); ok {
-		if err := json.Unmarshal(v, &ev.ID); err != nil || ev.ID == "" {
-			return fail("id", v, "is not a non-empty string", "a string of at most "+strconv.Itoa(lim.MaxValueBytes)+" bytes")
-		}
-		if len(ev.ID) > lim.MaxValueBytes || !utf8.ValidString(ev.ID) {
-			return fail("id", v, "is too long or not UTF-8", "a string of at most "+strconv.Itoa(lim.MaxValueBytes)+" bytes")
+		if err := json.Unmarshal(v, &in.ID); err != nil {
+			bad("id", v, "is not a non-empty string", "") // Validate names the limit.
 		}
 	}
-
-	// labels: attributes, then the legacy top-level fields.
-	lbls := map[string]string{}
 	if v, ok := present("attributes"); ok {
 		var attrs map[string]json.RawMessage
 		if err := strictUnmarshal(v, &attrs); err != nil || bytes.TrimSpace(v)[0] != '{' {
-			return fail("attributes", v, "is not an object", "an object of string, number or bool values")
-		}
-		for name, av := range attrs {
-			field := "attributes." + name
-			if !labelNameRE.MatchString(name) || strings.HasPrefix(name, "__") {
-				return fail(field, nil, "is not a valid label name", "names matching [a-zA-Z_][a-zA-Z0-9_]* not starting with __")
+			bad("attributes", v, "is not an object", "an object of string, number or bool values")
+		} else {
+			in.Attributes = make(map[string]string, len(attrs))
+			for name, av := range attrs {
+				field := "attributes." + name
+				src.raw[field] = av
+				s, err := labelValue(av)
+				if err != nil {
+					bad(field, av, err.Error(), "a string, number or bool")
+				}
+				in.Attributes[name] = s
 			}
-			if reservedLabels[name] {
-				return fail(field, nil, "is reserved", "any other label name; event_name and event_state are set from the top-level fields")
-			}
-			s, err := labelValue(av)
-			if err != nil {
-				return fail(field, av, err.Error(), "a string, number or bool")
-			}
-			if msg := checkValue(s, lim); msg != "" {
-				return fail(field, av, msg, fmt.Sprintf("a non-empty value of at most %d bytes of UTF-8", lim.MaxValueBytes))
-			}
-			lbls[name] = s
 		}
 	}
 	for _, name := range LegacyLabelFields {
@@ -293,50 +258,38 @@ func decodeOne(raw json.RawMessage, idx int, now time.Time, lim Limits) (Event, 
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			return fail(name, v, "is not a string", "a string")
+			bad(name, v, "is not a string", "a string")
+			continue
 		}
-		if msg := checkValue(s, lim); msg != "" {
-			return fail(name, v, msg, fmt.Sprintf("a non-empty value of at most %d bytes of UTF-8", lim.MaxValueBytes))
+		if in.Legacy == nil {
+			in.Legacy = map[string]string{}
 		}
-		if prev, dup := lbls[name]; dup && prev != s {
-			return fail(name, v, fmt.Sprintf("conflicts with attributes.%s %q", name, prev), "the same value in both places, or only one of them")
-		}
-		lbls[name] = s
+		in.Legacy[name] = s
 	}
-	if len(lbls) > lim.MaxLabels {
-		return fail("attributes", nil, fmt.Sprintf("the event has %d labels", len(lbls)), fmt.Sprintf("at most %d labels (attributes and the fields %s together)", lim.MaxLabels, strings.Join(LegacyLabelFields, ", ")))
-	}
-	ev.Labels = labels.FromMap(lbls)
-
-	// metadata and links: kept in the log only.
-	ev.Metadata = json.RawMessage("{}")
 	if v, ok := present("metadata"); ok {
-		var m map[string]json.RawMessage
-		if err := strictUnmarshal(v, &m); err != nil || bytes.TrimSpace(v)[0] != '{' {
-			return fail("metadata", v, "is not an object", "a JSON object (any values)")
-		}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, v); err != nil {
-			return fail("metadata", v, "is not an object", "a JSON object (any values)")
-		}
-		ev.Metadata = buf.Bytes()
+		in.Metadata = v
 	}
 	if v, ok := present("links"); ok {
 		var rawLinks []json.RawMessage
 		if err := strictUnmarshal(v, &rawLinks); err != nil || bytes.TrimSpace(v)[0] != '[' {
-			return fail("links", v, "is not an array", `an array of {"href": "...", "text": "..."}`)
-		}
-		for i, rl := range rawLinks {
-			var l Link
-			dec := json.NewDecoder(bytes.NewReader(rl))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&l); err != nil || l.Href == "" {
-				return fail(fmt.Sprintf("links[%d]", i), rl, "is not a link", `{"href": "<non-empty URL>", "text": "<optional>"}`)
+			bad("links", v, "is not an array", `an array of {"href": "...", "text": "..."}`)
+		} else {
+			for i, rl := range rawLinks {
+				field := fmt.Sprintf("links[%d]", i)
+				src.raw[field] = rl
+				var l Link
+				dec := json.NewDecoder(bytes.NewReader(rl))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&l); err != nil {
+					bad(field, rl, "is not a link", `{"href": "<non-empty URL>", "text": "<optional>"}`)
+					in.Links = append(in.Links, Link{})
+					break // The first bad link is the one reported.
+				}
+				in.Links = append(in.Links, l)
 			}
-			ev.Links = append(ev.Links, l)
 		}
 	}
-	return ev, nil
+	return in
 }
 
 func decodeTimestamp(v json.RawMessage) (int64, error) {

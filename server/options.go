@@ -17,6 +17,7 @@ import (
 
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/storage/remote"
 )
@@ -82,6 +83,9 @@ type Options struct {
 	// WrapStorage, when set, wraps the storage inside the series limit:
 	// tests inject faults with it.
 	WrapStorage func(storage.Backend) storage.Backend
+	// Hooks, when set, gives the webhook receivers' settings instead of
+	// the config's hooks sections.
+	Hooks func(org string) sources.Settings
 	// AlertSenders receive every alert besides the configuration's
 	// Alertmanagers and webhooks: tests capture alerts with it.
 	AlertSenders []rules.Sender

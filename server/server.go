@@ -213,6 +213,12 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		Rules:                  s.rules.Retriever,
 		Gatherer:               gatherer,
 	}
+	switch {
+	case opts.Hooks != nil:
+		webOpts.Hooks = opts.Hooks
+	case opts.Config != nil:
+		webOpts.Hooks = opts.Config.HookSettings
+	}
 	if rb != nil {
 		webOpts.Remote, webOpts.QueryEngine = rb, engine
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark/tidemark/internal/testutil"
+	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/state"
 )
 
@@ -24,6 +25,9 @@ type matrixRoute struct {
 	method string
 	path   string // under the base URL ("" for the org base, the root prefix otherwise)
 	body   func(t *testing.T, org string) ([]byte, string)
+	// header gives more request headers (a webhook's signature) for the
+	// body of the token's organization.
+	header func(body []byte, org string) map[string]string
 	scope  state.Scope
 	events bool // a change-event route: only under /api/v4/organizations/{org}
 	root   bool // only at the root: the organization is the token's
@@ -81,12 +85,41 @@ func matrixRoutes() []matrixRoute {
 		{name: "argo rollouts hook", method: "POST", path: "/hooks/argo-rollouts", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
 			return []byte(`{"rollout":"matrix-` + org + `","namespace":"` + org + `","trigger":"on-rollout-updated","phase":"Progressing"}`), "application/json"
 		}},
+		{name: "github hook", method: "POST", path: "/hooks/github", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"action":"created","deployment":{"id":7,"task":"matrix-` + org + `","environment":"` + org + `"},"repository":{"name":"matrix-` + org + `"}}`), "application/json"
+		}, header: func(body []byte, org string) map[string]string {
+			return map[string]string{"X-GitHub-Event": "deployment", "X-Hub-Signature-256": "sha256=" + sources.SignHMAC(body, "gh-"+org)}
+		}},
+		{name: "gitlab hook", method: "POST", path: "/hooks/gitlab", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"object_kind":"deployment","status":"running","deployment_id":7,"environment":"` + org + `","project":{"name":"matrix-` + org + `"}}`), "application/json"
+		}, header: func(_ []byte, org string) map[string]string {
+			return map[string]string{"X-Gitlab-Event": "Deployment Hook", "X-Gitlab-Token": "gl-" + org}
+		}},
+		{name: "launchdarkly hook", method: "POST", path: "/hooks/launchdarkly", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"_id":"matrix","kind":"flag","accesses":[{"action":"updateOn","resource":"proj/matrix:env/` + org + `:flag/matrix-` + org + `"}]}`), "application/json"
+		}, header: func(body []byte, org string) map[string]string {
+			return map[string]string{"X-LD-Signature": sources.SignHMAC(body, "ld-"+org)}
+		}},
+		{name: "unleash hook", method: "POST", path: "/hooks/unleash", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"id":7,"type":"feature-environment-enabled","featureName":"matrix-` + org + `","project":"matrix","environment":"` + org + `"}`), "application/json"
+		}},
+		{name: "generic hook", method: "POST", path: "/hooks/generic/split", events: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(fmt.Sprintf(`{"name":"matrix-%s","environmentName":"%s","changeNumber":7,"time":%d}`, org, org, now.UnixMilli())), "application/json"
+		}},
 	}
 }
 
 func do(t *testing.T, method, u, token string, body []byte, ctype string) (int, []byte) {
+	return doWith(t, method, u, token, body, ctype, nil)
+}
+
+// doWith is do with more request headers.
+func doWith(t *testing.T, method, u, token string, body []byte, ctype string, header map[string]string) (int, []byte) {
 	req, err := http.NewRequest(method, u, bytes.NewReader(body))
 	require.NoError(t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
@@ -107,7 +140,7 @@ func do(t *testing.T, method, u, token string, body []byte, ctype string) (int, 
 // TestIsolationMatrix: two organizations x three scopes x every route, under
 // the organization's own base URL, the other organization's, and the root.
 func TestIsolationMatrix(t *testing.T) {
-	st := newTestStack(t)
+	st := newTestStack(t, withTestHooks(t))
 	for _, rt := range matrixRoutes() {
 		for _, tokOrg := range testOrgs {
 			for _, scope := range []state.Scope{state.ScopeRead, state.ScopeWrite, state.ScopeAdmin} {
@@ -126,10 +159,14 @@ func TestIsolationMatrix(t *testing.T) {
 						}
 						var body []byte
 						var ctype string
+						var header map[string]string
 						if rt.body != nil {
 							body, ctype = rt.body(t, tokOrg)
 						}
-						code, resp := do(t, rt.method, u, st.tokens[tokOrg][scope], body, ctype)
+						if rt.header != nil {
+							header = rt.header(body, tokOrg)
+						}
+						code, resp := doWith(t, rt.method, u, st.tokens[tokOrg][scope], body, ctype, header)
 						switch {
 						case pathOrg != "" && pathOrg != tokOrg:
 							require.Equal(t, http.StatusForbidden, code, "%s", resp)
@@ -168,13 +205,20 @@ func TestIsolationMatrix(t *testing.T) {
 		require.Equal(t, 200, code)
 		var list struct {
 			Events []struct {
-				Name string `json:"event_name"`
+				Name   string            `json:"event_name"`
+				Labels map[string]string `json:"labels"`
 			} `json:"events"`
 		}
 		require.NoError(t, json.Unmarshal(resp, &list))
 		require.NotEmpty(t, list.Events)
 		for _, e := range list.Events {
-			require.True(t, strings.HasPrefix(e.Name, "matrix-"+org), "%s sees %s", org, e.Name)
+			// Every event is the organization's own: named after it, or,
+			// when its source names it (deploy, flag-change), labelled.
+			own := strings.HasPrefix(e.Name, "matrix-"+org)
+			for _, v := range e.Labels {
+				own = own || strings.HasPrefix(v, "matrix-"+org)
+			}
+			require.True(t, own, "%s sees %s %v", org, e.Name, e.Labels)
 		}
 		code, resp = do(t, "GET", st.url+"/api/v4/organizations/"+org+"/prometheus/config/v1/rules", tok, nil, "")
 		require.Equal(t, 200, code)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/ui"
@@ -56,6 +57,10 @@ type Options struct {
 	Rules       RulesSource
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
+	// Hooks returns an organization's webhook receiver settings; nil: none
+	// (GitHub, GitLab and LaunchDarkly deliveries are refused, and there
+	// are no generic hooks).
+	Hooks func(org string) sources.Settings
 }
 
 // State is what the HTTP API reads and writes of the state database.
@@ -186,6 +191,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	if opts.Pprof {
 		h.registerPprof()
 	}
+	h.registerSources(ev)
 	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})))
