@@ -136,6 +136,9 @@ func (o *Options) validate() error {
 	if o.Events.ActiveResolution < time.Second {
 		return fmt.Errorf("--events.active-resolution %s is not accepted: use 1s or more", o.Events.ActiveResolution)
 	}
+	if o.LeaseTTL > 0 && o.LeaseRenew > 0 && o.LeaseRenew*2 > o.LeaseTTL {
+		return fmt.Errorf("--leases.renew-interval %s is not accepted with --leases.ttl %s: use at most half the TTL", o.LeaseRenew, o.LeaseTTL)
+	}
 	if o.StoragePath == "" {
 		return fmt.Errorf("--storage.path is empty: name a data directory")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tidemark/tidemark/config"
+	"github.com/tidemark/tidemark/lease"
 	"github.com/tidemark/tidemark/server"
 )
 
@@ -47,6 +48,14 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("limits.token-requests-per-second", "Requests per second each token may send; more are refused with 429 and Retry-After. 0: no limit.").Default(strconv.FormatFloat(o.TokenRequestsPerSecond, 'g', -1, 64)).Float64Var(&o.TokenRequestsPerSecond)
 	f("limits.token-burst", "Requests a token may send at once above its rate.").Default(strconv.Itoa(o.TokenBurst)).IntVar(&o.TokenBurst)
 	f("storage.path", "Data directory: the state database and one TSDB per organization.").Default(o.StoragePath).StringVar(&o.StoragePath)
+	f("storage.backend", "Where samples live: embedded (a TSDB per organization under --storage.path) or remote (a Prometheus-compatible multi-tenant engine: Cortex, Mimir; docs/scale-out.md).").Default(o.Storage).EnumVar(&o.Storage, server.StorageEmbedded, server.StorageRemote)
+	f("storage.remote.write-url", "Remote engine's remote-write endpoint, e.g. http://cortex:9009/api/v1/push.").Default(o.Remote.WriteURL).StringVar(&o.Remote.WriteURL)
+	f("storage.remote.query-url", "Remote engine's Prometheus API base, e.g. http://cortex:9009/prometheus.").Default(o.Remote.QueryURL).StringVar(&o.Remote.QueryURL)
+	f("storage.remote.tenant-header", "Header that carries an organization's tenant to the remote engine.").Default(o.Remote.TenantHeader).StringVar(&o.Remote.TenantHeader)
+	durationFlag(f("storage.remote.timeout", "Longest request to the remote engine.").Default("2m"), &o.Remote.Timeout)
+	durationFlag(f("leases.ttl", "How long an organization's lease (its active series, rules and alerts) lasts unless its holder renews it; a dead holder's work moves within this and one renew interval.").Default(durationString(lease.DefaultTTL)), &o.LeaseTTL)
+	durationFlag(f("leases.renew-interval", "How often leases are renewed, and free ones taken; well under --leases.ttl.").Default(durationString(lease.DefaultRenew)), &o.LeaseRenew)
+	f("state.url", "State database: empty for SQLite in --storage.path, or postgres://user@host:5432/db for PostgreSQL shared by replicas.").Default(o.StateURL).StringVar(&o.StateURL)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default(durationString(o.Retention)), &o.Retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default(durationString(o.OutOfOrderWindow)), &o.OutOfOrderWindow)
 	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting, webhook receivers).").StringVar(&c.configFile)

@@ -102,18 +102,17 @@ func withQueryTime(r *http.Request, now time.Time) error {
 	if err := r.ParseForm(); err != nil {
 		return fmt.Errorf("cannot parse the form: %w", err)
 	}
-	if r.Form.Get("time") != "" {
-		return nil
-	}
-	q := r.URL.Query()
-	q.Set("time", strconv.FormatFloat(float64(now.UnixMilli())/1000, 'f', 3, 64))
-	r.URL.RawQuery = q.Encode()
 	if r.Method == http.MethodPost {
 		// ParseForm read the body: send what it read.
 		body := r.PostForm.Encode()
 		r.Body = io.NopCloser(strings.NewReader(body))
 		r.ContentLength = int64(len(body))
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	if r.Form.Get("time") == "" {
+		q := r.URL.Query()
+		q.Set("time", strconv.FormatFloat(float64(now.UnixMilli())/1000, 'f', 3, 64))
+		r.URL.RawQuery = q.Encode()
 	}
 	return nil
 }
