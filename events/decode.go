@@ -351,6 +351,8 @@ func checkValue(s string, lim Limits) string {
 		return fmt.Sprintf("is %d bytes long", len(s))
 	case !utf8.ValidString(s):
 		return "is not valid UTF-8"
+	case strings.ContainsRune(s, 0):
+		return "contains a NUL character"
 	}
 	return ""
 }

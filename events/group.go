@@ -411,12 +411,13 @@ func newID(now time.Time) string {
 }
 
 // dedupKey identifies an event for idempotency: its id, or its name, state,
-// time and labels.
+// time and labels, separated by the unit separator (U+001F: PostgreSQL's
+// text holds no NUL, and names carry neither).
 func dedupKey(ev *Event) string {
 	if ev.ID != "" {
 		return "id:" + ev.ID
 	}
-	return fmt.Sprintf("ev:%s\x00%s\x00%d\x00%s", ev.Name, ev.State, ev.Time, ev.Labels.String())
+	return fmt.Sprintf("ev:%s\x1f%s\x1f%d\x1f%s", ev.Name, ev.State, ev.Time, ev.Labels.String())
 }
 
 func appendAll(app promstorage.AppenderV2, samples []sample) error {

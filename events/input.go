@@ -165,6 +165,9 @@ func (v *validator) validate(now time.Time, lim Limits) (Event, error) {
 	if len(in.Name) > lim.MaxValueBytes || !utf8.ValidString(in.Name) {
 		return v.fail("event_name", v.value("event_name", in.Name), "too long or not UTF-8", fmt.Sprintf("at most %d bytes of UTF-8", lim.MaxValueBytes))
 	}
+	if strings.ContainsRune(in.Name, 0) {
+		return v.fail("event_name", v.value("event_name", in.Name), "contains a NUL character", "text without NUL (\\u0000)")
+	}
 
 	// event_state
 	if err := v.bad("event_state"); err != nil {
@@ -222,8 +225,8 @@ func (v *validator) validate(now time.Time, lim Limits) (Event, error) {
 	if in.ID == "" && v.sent("id") {
 		return v.fail("id", v.value("id", in.ID), "is not a non-empty string", idAccepted)
 	}
-	if len(in.ID) > lim.MaxValueBytes || !utf8.ValidString(in.ID) {
-		return v.fail("id", v.value("id", in.ID), "is too long or not UTF-8", idAccepted)
+	if len(in.ID) > lim.MaxValueBytes || !utf8.ValidString(in.ID) || strings.ContainsRune(in.ID, 0) {
+		return v.fail("id", v.value("id", in.ID), "is too long, not UTF-8 or contains a NUL character", idAccepted+" without NUL")
 	}
 
 	// labels: attributes, then the legacy top-level fields.

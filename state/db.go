@@ -111,10 +111,19 @@ func (s *DB) Dialect() string { return s.db.d.name }
 // Close closes the database.
 func (s *DB) Close() error { return s.db.db.Close() }
 
-// migrations are applied in order, each once, each in its own transaction.
+// migration is one step of the schema.
+type migration struct {
+	// sql runs on SQLite and PostgreSQL alike.
+	sql string
+	// sqliteOnly repairs data that only SQLite can hold (PostgreSQL
+	// refuses it on write): it runs on SQLite only, after sql.
+	sqliteOnly func(ctx context.Context, tx txHandle) error
+}
+
+// migrations are applied in order, each once, under the migration lock.
 // Append only: never edit a migration that has been released.
-var migrations = []string{
-	`CREATE TABLE organizations (
+var migrations = []migration{
+	{sql: `CREATE TABLE organizations (
 		slug       TEXT PRIMARY KEY,
 		created_at BIGINT NOT NULL
 	);
@@ -126,11 +135,11 @@ var migrations = []string{
 		source     TEXT NOT NULL,
 		created_at BIGINT NOT NULL
 	);
-	CREATE INDEX tokens_org ON tokens (org);`,
+	CREATE INDEX tokens_org ON tokens (org);`},
 
 	// change_events is the event log. committed is 0 until the event's
 	// samples are in the series storage.
-	`CREATE TABLE change_events (
+	{sql: `CREATE TABLE change_events (
 		seq          BIGINT PRIMARY KEY,
 		org          TEXT NOT NULL REFERENCES organizations(slug),
 		id           TEXT NOT NULL,
@@ -155,34 +164,34 @@ var migrations = []string{
 	CREATE INDEX change_events_ts ON change_events (org, ts, seq);
 	CREATE INDEX change_events_name_ts ON change_events (org, name, ts, seq);
 	CREATE INDEX change_events_open ON change_events (open) WHERE open = 1;
-	CREATE INDEX change_events_uncommitted ON change_events (committed) WHERE committed = 0;`,
+	CREATE INDEX change_events_uncommitted ON change_events (committed) WHERE committed = 0;`},
 
 	// rule_groups holds the rule groups of the ruler API: one Prometheus
 	// rule group per row, as YAML, by organization, namespace and name.
-	`CREATE TABLE rule_groups (
+	{sql: `CREATE TABLE rule_groups (
 		org        TEXT NOT NULL REFERENCES organizations(slug),
 		namespace  TEXT NOT NULL,
 		name       TEXT NOT NULL,
 		body       TEXT NOT NULL,
 		updated_at BIGINT NOT NULL,
 		PRIMARY KEY (org, namespace, name)
-	);`,
+	);`},
 
 	// sequences numbers rows from the database: change_events.seq comes
 	// from its row "change_events" (EventTx.AllocSeqs), continuing after the
 	// seqs a single writer assigned before.
-	`CREATE TABLE sequences (
+	{sql: `CREATE TABLE sequences (
 		name  TEXT PRIMARY KEY,
 		value BIGINT NOT NULL
 	);
-	INSERT INTO sequences (name, value) SELECT 'change_events', COALESCE(MAX(seq), 0) FROM change_events;`,
+	INSERT INTO sequences (name, value) SELECT 'change_events', COALESCE(MAX(seq), 0) FROM change_events;`},
 
 	// The open set lives in the log, so that any writer can pair a stop
 	// with a start another wrote: active_next is how far an open start's
 	// change_event_active series is written; at most one start per series
 	// is open (the database refuses a second); open starts are found by
 	// name. leases give once-per-organization work to one process.
-	`ALTER TABLE change_events ADD COLUMN active_next BIGINT;
+	{sql: `ALTER TABLE change_events ADD COLUMN active_next BIGINT;
 	UPDATE change_events SET open = 0 WHERE open = 1 AND EXISTS (
 		SELECT 1 FROM change_events e2 WHERE e2.org = change_events.org AND e2.pair_key = change_events.pair_key AND e2.open = 1 AND e2.seq < change_events.seq);
 	CREATE UNIQUE INDEX change_events_one_open ON change_events (org, pair_key) WHERE open = 1;
@@ -191,7 +200,12 @@ var migrations = []string{
 		name       TEXT PRIMARY KEY,
 		holder     TEXT NOT NULL,
 		expires_at BIGINT NOT NULL
-	);`,
+	);`},
+
+	// Dedup keys of events without an id separated their fields with NUL,
+	// which PostgreSQL's text cannot hold; they now use U+001F. (SQLite's
+	// replace() cannot match a NUL, hence Go.)
+	{sqliteOnly: replaceDedupNUL},
 }
 
 // migrate applies pending migrations in one transaction that holds the
@@ -216,11 +230,16 @@ func (s *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("database has schema version %d, newer than this binary's %d", have, len(migrations))
 	}
 	for v := have; v < len(migrations); v++ {
-		for _, stmt := range strings.Split(migrations[v], ";") {
+		for _, stmt := range strings.Split(migrations[v].sql, ";") {
 			if stmt = strings.TrimSpace(stmt); stmt == "" {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+		}
+		if f := migrations[v].sqliteOnly; f != nil && s.db.d == sqliteDialect {
+			if err := f(ctx, tx); err != nil {
 				return fmt.Errorf("migration %d: %w", v+1, err)
 			}
 		}
@@ -229,4 +248,34 @@ func (s *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// replaceDedupNUL rewrites the NUL separators of dedup keys as U+001F.
+func replaceDedupNUL(ctx context.Context, tx txHandle) error {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, dedup_key FROM change_events WHERE dedup_key LIKE 'ev:%'`)
+	if err != nil {
+		return err
+	}
+	fix := map[int64]string{}
+	for rows.Next() {
+		var seq int64
+		var key string
+		if err := rows.Scan(&seq, &key); err != nil {
+			rows.Close()
+			return err
+		}
+		if strings.ContainsRune(key, 0) {
+			fix[seq] = strings.ReplaceAll(key, "\x00", "\x1f")
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for seq, key := range fix {
+		if _, err := tx.ExecContext(ctx, `UPDATE change_events SET dedup_key = ? WHERE seq = ?`, key, seq); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -282,3 +282,29 @@ func TestStoreMigrateTogether(t *testing.T) {
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "secret", "the password is not in errors")
 }
+
+// TestMigrateDedupSeparator: dedup keys written with NUL separators by an
+// earlier version are rewritten with U+001F, which the writer uses now.
+func TestMigrateDedupSeparator(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(path)
+	require.NoError(t, err)
+	require.NoError(t, db.CreateOrg(ctx, "acme"))
+	row := eventRow("acme", "a", "deploy", "start", 1000)
+	row.DedupKey = "ev:deploy\x00start\x001000\x00{}"
+	require.NoError(t, insert(t, db, row))
+	// As if the repair had not run yet.
+	_, err = db.db.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = ?`, len(migrations))
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	db, err = Open(path)
+	require.NoError(t, err)
+	defer db.Close()
+	tx, err := db.BeginEvents(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback()
+	found, err := tx.FindDedups("acme", []string{"ev:deploy\x1fstart\x1f1000\x1f{}"})
+	require.NoError(t, err)
+	require.Len(t, found, 1)
+}

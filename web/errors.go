@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/tidemark/tidemark/events"
 )
@@ -74,6 +75,9 @@ func (h *Handler) api(style errorStyle, f apiFunc) http.Handler {
 		v, err := f(r)
 		if err != nil {
 			code, msg := h.errorStatus(r, err)
+			if code == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+			}
 			style(w, code, msg)
 			return
 		}
@@ -89,6 +93,10 @@ func (h *Handler) api(style errorStyle, f apiFunc) http.Handler {
 		}
 	})
 }
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 of
+// Tidemark's own routes (storage or engine unavailable, shutting down).
+const unavailableRetryAfter = 5
 
 // internalMessage is what a client is told of an internal error: the error
 // itself may name files, statements or addresses, so it goes to the log.

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,10 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/internal/testservices"
 	"github.com/tidemark/tidemark/internal/testutil"
+	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/state"
 )
@@ -140,7 +146,33 @@ func doWith(t *testing.T, method, u, token string, body []byte, ctype string, he
 // TestIsolationMatrix: two organizations x three scopes x every route, under
 // the organization's own base URL, the other organization's, and the root.
 func TestIsolationMatrix(t *testing.T) {
-	st := newTestStack(t, withTestHooks(t))
+	isolationMatrix(t, newTestStack(t, withTestHooks(t)))
+}
+
+// TestIsolationMatrixRemote is the matrix with the samples in a real Cortex
+// (each organization its tenant) and the state in PostgreSQL; and in
+// Cortex, each tenant holds only its organization's series.
+func TestIsolationMatrixRemote(t *testing.T) {
+	engine := testservices.Cortex(t)
+	pg := testservices.Postgres(t)
+	st := newTestStack(t, withTestHooks(t), func(o *server.Options) {
+		o.Storage, o.StateURL = server.StorageRemote, pg
+		o.Remote.WriteURL, o.Remote.QueryURL = engine.PushURL, engine.QueryURL
+	})
+	isolationMatrix(t, st)
+	for _, org := range testOrgs {
+		c, err := api.NewClient(api.Config{Address: engine.QueryURL, RoundTripper: testservices.TenantRoundTripper(org, nil)})
+		require.NoError(t, err)
+		v, _, _, err := promv1.NewAPI(c).Query(context.Background(), `{__name__=~"matrix_.*"}`, time.Now())
+		require.NoError(t, err)
+		require.NotEmpty(t, v.(model.Vector))
+		for _, s := range v.(model.Vector) {
+			require.Equal(t, model.LabelValue(org), s.Metric["by"], "tenant %s holds %s", org, s.Metric)
+		}
+	}
+}
+
+func isolationMatrix(t *testing.T, st *testStack) {
 	for _, rt := range matrixRoutes() {
 		for _, tokOrg := range testOrgs {
 			for _, scope := range []state.Scope{state.ScopeRead, state.ScopeWrite, state.ScopeAdmin} {

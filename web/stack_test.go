@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func newTestStack(t testing.TB, configure ...stackConfig) *testStack {
 		c(&opts)
 	}
 
-	srv, err := server.New(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), opts)
+	srv, err := server.New(stackLogger(), prometheus.NewRegistry(), opts)
 	require.NoError(t, err)
 	st.url = "http://" + srv.Addr().String()
 	st.handler = srv.Handler()
@@ -82,4 +83,16 @@ func newTestStack(t testing.TB, configure ...stackConfig) *testStack {
 		t.Fatalf("server stopped before it was ready: %v", err)
 	}
 	return st
+}
+
+// stackLogger discards the server's log, unless TIDEMARK_TEST_LOG is set
+// (to debug, info, warn or error): then it goes to stderr at that level.
+func stackLogger() *slog.Logger {
+	lvl, ok := os.LookupEnv("TIDEMARK_TEST_LOG")
+	if !ok {
+		return slog.New(slog.DiscardHandler)
+	}
+	var l slog.Level
+	l.UnmarshalText([]byte(lvl))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
