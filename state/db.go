@@ -21,7 +21,8 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // The "pgx" database/sql driver.
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"             // The "sqlite" database/sql driver.
 )
 
@@ -68,10 +69,17 @@ func Open(path string) (*DB, error) {
 // OpenPostgres connects to the PostgreSQL database at dsn and applies
 // pending migrations, one process at a time.
 func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open state database %s: %w", redactURL(dsn), err)
+		return nil, fmt.Errorf("state database %s: %w", redactURL(dsn), err)
 	}
+	// Plan every statement with its parameters: a generic plan of a long
+	// IN list (dedup look-ups) scans the whole table.
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)

@@ -66,7 +66,7 @@ func (l *alertLog) snapshot() []receivedAlert {
 
 // leaseHolder is the holder of an organization's lease, from the state
 // database.
-func leaseHolder(t *testing.T, pg, org string) string {
+func leaseHolder(t testing.TB, pg, org string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := pgx.Connect(ctx, pg)
@@ -84,7 +84,7 @@ func leaseHolder(t *testing.T, pg, org string) string {
 
 // holderReplica is the index of the replica whose process holds org's
 // lease, or -1.
-func (so *scaleOut) holderReplica(t *testing.T, org string) int {
+func (so *scaleOut) holderReplica(t testing.TB, org string) int {
 	h := leaseHolder(t, so.pg, org)
 	for i, r := range so.replicas {
 		if r.cmd != nil && r.cmd.ProcessState == nil && strings.Contains(h, fmt.Sprintf("-%d-", r.cmd.Process.Pid)) {

@@ -32,7 +32,7 @@ const (
 
 // scaleOut is a set of Tidemark replicas on one PostgreSQL and one engine.
 type scaleOut struct {
-	t        *testing.T
+	t        testing.TB
 	pg       string
 	engine   *testservices.CortexServer
 	config   string
@@ -41,7 +41,7 @@ type scaleOut struct {
 
 // scaleOutConfig declares acme (tenant acme) and globex (tenant
 // tenant-globex), and anything more in extra.
-func scaleOutConfig(t *testing.T, dir, extra string) string {
+func scaleOutConfig(t testing.TB, dir, extra string) string {
 	p := filepath.Join(dir, "tidemark.yml")
 	require.NoError(t, os.WriteFile(p, []byte(`
 organizations:
@@ -60,7 +60,7 @@ organizations:
 
 // startScaleOut starts n replicas with the remote engine at writeURL and
 // queryURL (the engine's own, or a proxy in front of it).
-func startScaleOut(t *testing.T, n int, engine *testservices.CortexServer, writeURL, queryURL, extraConfig string, args ...string) *scaleOut {
+func startScaleOut(t testing.TB, n int, engine *testservices.CortexServer, writeURL, queryURL, extraConfig string, args ...string) *scaleOut {
 	so := &scaleOut{t: t, pg: testservices.Postgres(t), engine: engine}
 	so.config = scaleOutConfig(t, t.TempDir(), extraConfig)
 	t.Cleanup(func() {
@@ -88,7 +88,7 @@ func (so *scaleOut) base(i int, org string) string {
 }
 
 // engineAPI queries the engine directly as a tenant.
-func engineAPI(t *testing.T, c *testservices.CortexServer, tenant string) promv1.API {
+func engineAPI(t testing.TB, c *testservices.CortexServer, tenant string) promv1.API {
 	cl, err := api.NewClient(api.Config{Address: c.QueryURL, RoundTripper: testservices.TenantRoundTripper(tenant, nil)})
 	require.NoError(t, err)
 	return promv1.NewAPI(cl)
@@ -209,7 +209,7 @@ func putEventsCode(srv *binServer, org, body string) (int, string) {
 	return resp.StatusCode, b.String()
 }
 
-func putEventsAt(t *testing.T, srv *binServer, org, body string) {
+func putEventsAt(t testing.TB, srv *binServer, org, body string) {
 	t.Helper()
 	code, resp := putEventsCode(srv, org, body)
 	require.Equal(t, 200, code, "%s", resp)
