@@ -172,9 +172,42 @@ func TestParseTime(t *testing.T) {
 		require.NoError(t, err, in)
 		require.True(t, want.Equal(tr.At(now)), "%s: %s", in, tr.At(now))
 	}
-	for _, in := range []string{"", "today", "now+5m", "now-", "2026-11-25 09:00", "1e16", "NaN"} {
+	for _, in := range []string{"", "today", "now+5m", "now-", "2026-11-25 09:00", "1e16", "NaN", "1969-12-31T23:00:00Z"} {
 		_, err := ParseTime(in)
 		require.Error(t, err, in)
+	}
+}
+
+// TestParseTimeAsEvents: an absolute window time is read exactly as a change
+// event's timestamp is, so a window can be copied from the event log.
+func TestParseTimeAsEvents(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, in := range []string{
+		"2026-11-25T09:00:00Z", "2026-11-25T09:00:00.123456Z", "2026-11-25T10:00:00+0100", "2026-11-25 09:00:00Z",
+		"2026-11-25T10:00:00 +0100", " 1795597200 ", "1795597200.0005", "99999999999", "100000000000", "1000000000000000",
+		"", "x", "-1", "1e16", "Inf", "1969-12-31T23:59:59.999Z", "1970-01-01T00:30:00+01:00",
+	} {
+		want, wantErr := events.ParseTimestamp(in)
+		tr, err := ParseTime(in)
+		if wantErr != nil {
+			require.EqualError(t, err, wantErr.Error(), "%q", in)
+			continue
+		}
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, want, tr.At(now).UnixMilli(), "%q", in)
+	}
+
+	// A JSON number in a request is epoch seconds or milliseconds as an
+	// event's numeric timestamp is.
+	for _, n := range []string{"1795597200", "1795597200000", "1795597200.5", "0"} {
+		p, err := ParseRequest([]byte(`{"window": {"start": ` + n + `, "end": "now"}, "metrics": [{"canary": "up", "baseline": "up"}]}`))
+		require.NoError(t, err, n)
+		var f float64
+		_, err = fmt.Sscan(n, &f)
+		require.NoError(t, err)
+		want, err := events.EpochToMillis(f)
+		require.NoError(t, err)
+		require.Equal(t, want, p.Window.Start.At(now).UnixMilli(), n)
 	}
 }
 
