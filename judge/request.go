@@ -402,8 +402,6 @@ func (c checker) errorf(path, value, accepted, problem string, args ...any) erro
 	return &RequestError{Noun: c.noun, Field: c.field(path), Value: value, Problem: fmt.Sprintf(problem, args...), Accepted: accepted}
 }
 
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 // reservedLabels are labels of the analysis event that a request cannot set.
 var reservedLabels = map[string]bool{"__name__": true, "event_name": true, "event_state": true, "outcome": true, "score": true, "window_event": true}
 
@@ -440,7 +438,7 @@ func (req *Request) plan(noun string, flat bool) (*Plan, error) {
 			if k == "event_name" || k == "event_state" {
 				return nil, c.errorf(path, quote(v), "the event's own labels (attributes)", "is not a label to match: the window is the latest start of window.event_name")
 			}
-			if !labelNameRE.MatchString(k) {
+			if !model.LegacyValidation.IsValidLabelName(k) {
 				return nil, c.errorf(path, quote(v), "label names matching [a-zA-Z_][a-zA-Z0-9_]*", "is not a label name")
 			}
 			p.Window.Match[k] = v
@@ -500,7 +498,7 @@ func (req *Request) plan(noun string, flat bool) (*Plan, error) {
 	// Labels of the analysis event, and whether to write it.
 	for k, v := range req.Labels {
 		path := "labels." + k
-		if !labelNameRE.MatchString(k) || strings.HasPrefix(k, "__") {
+		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
 			return nil, c.errorf(path, quote(v), "label names matching [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", "is not a label name")
 		}
 		if reservedLabels[k] {
