@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testutil"
 	"github.com/tidemark/tidemark/state"
 )
@@ -164,19 +164,12 @@ func TestIsolationMatrix(t *testing.T) {
 			require.Equal(t, 200, code)
 			require.JSONEq(t, `{"status":"success","data":["`+org+`"]}`, string(resp))
 		}
-		code, resp := do(t, "GET", st.url+"/api/v4/organizations/"+org+"/change_events", tok, nil, "")
-		require.Equal(t, 200, code)
-		var list struct {
-			Events []struct {
-				Name string `json:"event_name"`
-			} `json:"events"`
-		}
-		require.NoError(t, json.Unmarshal(resp, &list))
-		require.NotEmpty(t, list.Events)
-		for _, e := range list.Events {
+		evs := listEvents(t, st, org, client.ListQuery{})
+		require.NotEmpty(t, evs)
+		for _, e := range evs {
 			require.True(t, strings.HasPrefix(e.Name, "matrix-"+org), "%s sees %s", org, e.Name)
 		}
-		code, resp = do(t, "GET", st.url+"/api/v4/organizations/"+org+"/prometheus/config/v1/rules", tok, nil, "")
+		code, resp := do(t, "GET", st.url+"/api/v4/organizations/"+org+"/prometheus/config/v1/rules", tok, nil, "")
 		require.Equal(t, 200, code)
 		require.Contains(t, string(resp), "matrix_rule_"+org)
 		require.NotContains(t, string(resp), "matrix_rule_"+other)

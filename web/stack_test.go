@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark/tidemark/alerting"
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/state"
@@ -82,4 +83,15 @@ func newTestStack(t testing.TB, configure ...stackConfig) *testStack {
 		t.Fatalf("server stopped before it was ready: %v", err)
 	}
 	return st
+}
+
+// listEvents lists one page of an organization's events, newest first, as
+// a client of the server does.
+func listEvents(t testing.TB, st *testStack, org string, q client.ListQuery) []client.Logged {
+	t.Helper()
+	c, err := client.New(client.Options{URL: st.url, Org: org, Token: st.tokens[org][state.ScopeRead]})
+	require.NoError(t, err)
+	res, err := c.List(context.Background(), q)
+	require.NoError(t, err)
+	return res.Events
 }

@@ -2,11 +2,10 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark/tidemark/client"
 )
 
 // binary is the tidemark binary built once for the end-to-end tests.
@@ -136,32 +137,31 @@ func tidemark(t testing.TB, env []string, args ...string) (int, string) {
 	return 0, string(out)
 }
 
-// eventIDs lists, through every page of the events API, how often each
-// event id of organization acme matching query appears.
-func eventIDs(t testing.TB, srv *binServer, query string) map[string]int {
-	ids := map[string]int{}
-	cursor := ""
+// listAll lists, through every page of the events API, the events of
+// organization acme matching q, newest first.
+func listAll(t testing.TB, srv *binServer, q client.ListQuery) []client.Logged {
+	t.Helper()
+	c, err := client.New(client.Options{URL: srv.url, Org: "acme", Token: acmeRead})
+	require.NoError(t, err)
+	q.Limit = 1000
+	var all []client.Logged
 	for {
-		u := srv.url + "/api/v4/organizations/acme/change_events?limit=1000&" + query
-		if cursor != "" {
-			u += "&cursor=" + url.QueryEscape(cursor)
-		}
-		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Authorization", "Bearer "+acmeRead)
-		resp, err := http.DefaultClient.Do(req)
+		page, err := c.List(context.Background(), q)
 		require.NoError(t, err)
-		var page struct {
-			Events []struct{ ID string }
-			Next   string `json:"next_cursor"`
+		all = append(all, page.Events...)
+		if page.NextCursor == "" {
+			return all
 		}
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
-		resp.Body.Close()
-		for _, e := range page.Events {
-			ids[e.ID]++
-		}
-		if page.Next == "" {
-			return ids
-		}
-		cursor = page.Next
+		q.Cursor = page.NextCursor
 	}
+}
+
+// eventIDs counts how often each event id of organization acme matching q
+// is listed.
+func eventIDs(t testing.TB, srv *binServer, q client.ListQuery) map[string]int {
+	ids := map[string]int{}
+	for _, e := range listAll(t, srv, q) {
+		ids[e.ID]++
+	}
+	return ids
 }
