@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,9 +47,28 @@ type binServer struct {
 	dir  string
 	addr string
 	args []string
-	log  *bytes.Buffer
+	log  *syncBuffer
 	// defaultAddr starts the server with no --web.listen-address.
 	defaultAddr bool
+}
+
+// syncBuffer is a server's output: written by the goroutine exec copies
+// it with, read by the test while the server runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t testing.TB) string {
@@ -68,7 +88,7 @@ func startServer(t testing.TB, dir string, args ...string) *binServer {
 }
 
 func (s *binServer) start() {
-	s.log = &bytes.Buffer{}
+	s.log = &syncBuffer{}
 	args := append([]string{"serve", "--web.listen-address=" + s.addr}, s.args...)
 	if s.defaultAddr {
 		args = append([]string{"serve"}, s.args...)
@@ -81,7 +101,7 @@ func (s *binServer) start() {
 	waitReady(s.t, s.url, s.log)
 }
 
-func waitReady(t testing.TB, url string, log *bytes.Buffer) {
+func waitReady(t testing.TB, url string, log fmt.Stringer) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url + "/-/ready")
