@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -56,8 +58,17 @@ type ContextEvent struct {
 // always get a fresh one.
 const contextCacheTTL = 15 * time.Second
 
-// listLimit bounds the events read for one alert's context per query.
-const listLimit = 1000
+// listLimit is the page size of the lookups of one alert's context, and
+// contextMaxPages the most pages one lookup reads. Lookups ask the log only
+// for events that do not contradict the alert's labels and stop once
+// MaxEvents are found, so further pages are read only past events that
+// share no match label with the alert; past contextMaxPages*listLimit of
+// those, newer than what the alert's context would hold, the older events
+// are not looked at.
+const (
+	listLimit       = 1000
+	contextMaxPages = 10
+)
 
 // contextFinder finds the change events around an alert. It is safe for
 // concurrent use.
@@ -139,27 +150,28 @@ func (f *contextFinder) find(ctx context.Context, org string, lset labels.Labels
 			picked = append(picked, e)
 		}
 	}
+	ms := f.consistentWith(lset)
+	enough := func() bool { return len(picked) >= f.opts.MaxEvents }
 	// Everything that happened in the window.
-	res, err := f.events.List(ctx, events.ListQuery{Org: org, Start: from, End: to, Limit: listLimit})
+	err := f.scan(ctx, events.ListQuery{Org: org, Start: from, End: to, Matchers: ms, Limit: listLimit}, func(e events.Logged) bool {
+		keep(e)
+		return !enough()
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range res.Events {
-		keep(e)
-	}
-	// Starts before the window that were still active at the alert's start.
-	if maxDur > 0 && to-maxDur < from {
-		res, err = f.events.List(ctx, events.ListQuery{
-			Org: org, Start: to - maxDur, End: from - 1, Limit: listLimit,
-			Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "event_state", string(events.StateStart))},
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range res.Events {
+	// Starts before the window that were still active at the alert's
+	// start; they are older than every event of the window.
+	if maxDur > 0 && to-maxDur < from && !enough() {
+		starts := append(slices.Clip(ms), labels.MustNewMatcher(labels.MatchEqual, "event_state", string(events.StateStart)))
+		err := f.scan(ctx, events.ListQuery{Org: org, Start: to - maxDur, End: from - 1, Matchers: starts, Limit: listLimit}, func(e events.Logged) bool {
 			if activeAtTime(e, to, maxDur) {
 				keep(e)
 			}
+			return !enough()
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	sort.SliceStable(picked, func(i, j int) bool {
@@ -176,6 +188,42 @@ func (f *contextFinder) find(ctx context.Context, org string, lset labels.Labels
 		out = append(out, contextEvent(e))
 	}
 	return out, nil
+}
+
+// scan lists q page by page, newest first, handing each event to visit
+// until it returns false, the log has no more, or contextMaxPages pages
+// were read.
+func (f *contextFinder) scan(ctx context.Context, q events.ListQuery, visit func(events.Logged) bool) error {
+	for range contextMaxPages {
+		res, err := f.events.List(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, e := range res.Events {
+			if !visit(e) {
+				return nil
+			}
+		}
+		if res.NextCursor == "" || len(res.Events) < q.Limit {
+			return nil
+		}
+		q.Cursor = res.NextCursor
+	}
+	return nil
+}
+
+// consistentWith returns matchers that select the events no match label
+// rules out for the alert: for each match label the alert has, the event
+// has the same value or none. matchesAlert still decides; the matchers
+// only keep the log from returning events of other services.
+func (f *contextFinder) consistentWith(alert labels.Labels) []*labels.Matcher {
+	var ms []*labels.Matcher
+	for _, name := range f.opts.MatchLabels {
+		if v := alert.Get(name); v != "" {
+			ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, name, regexp.QuoteMeta(v)+"|"))
+		}
+	}
+	return ms
 }
 
 // activeAtTime reports whether a start event was active at t (ms): open,

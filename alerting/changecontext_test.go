@@ -1,8 +1,11 @@
 package alerting
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,21 +15,50 @@ import (
 	"github.com/tidemark/tidemark/events"
 )
 
-// fakeEvents is an event log in memory, answering List as events.Service
-// does: events in [Start, End], matchers applied, newest first.
+// fakeEvents is one organization's event log in memory, answering List as
+// events.Service does: events of q.Org in [Start, End] with q.Name,
+// matchers applied, newest first (by time, then by position in the log),
+// at most Limit of them (0: all) with a NextCursor when the page is full,
+// and a Cursor continuing after the event it names.
 type fakeEvents struct {
+	org   string // "" is acme
 	evs   []events.Logged
 	calls int
+	// queries are the queries List was asked, in order.
+	queries []events.ListQuery
 }
 
 func (f *fakeEvents) MaxDuration() time.Duration { return 24 * time.Hour }
 
 func (f *fakeEvents) List(_ context.Context, q events.ListQuery) (events.ListResult, error) {
 	f.calls++
+	f.queries = append(f.queries, q)
 	res := events.ListResult{Events: []events.Logged{}}
-	for i := len(f.evs) - 1; i >= 0; i-- {
-		e := f.evs[i]
-		if e.Time < q.Start || e.Time > q.End {
+	if q.Org != cmp.Or(f.org, "acme") {
+		return res, nil
+	}
+	var before *[2]int64
+	if q.Cursor != "" {
+		var c [2]int64
+		if _, err := fmt.Sscanf(q.Cursor, "%d:%d", &c[0], &c[1]); err != nil {
+			return events.ListResult{}, fmt.Errorf("cursor %q is not one this server returned", q.Cursor)
+		}
+		before = &c
+	}
+	evs := slices.Clone(f.evs)
+	for i := range evs {
+		if evs[i].Seq == 0 {
+			evs[i].Seq = int64(i + 1)
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b events.Logged) int {
+		return cmp.Or(cmp.Compare(b.Time, a.Time), cmp.Compare(b.Seq, a.Seq))
+	})
+	for _, e := range evs {
+		if e.Time < q.Start || e.Time > q.End || (q.Name != "" && e.Name != q.Name) {
+			continue
+		}
+		if before != nil && (e.Time > before[0] || e.Time == before[0] && e.Seq >= before[1]) {
 			continue
 		}
 		ok := true
@@ -40,11 +72,58 @@ func (f *fakeEvents) List(_ context.Context, q events.ListQuery) (events.ListRes
 			}
 			ok = ok && m.Matches(v)
 		}
-		if ok {
-			res.Events = append(res.Events, e)
+		if !ok {
+			continue
+		}
+		res.Events = append(res.Events, e)
+		if len(res.Events) == q.Limit {
+			res.NextCursor = fmt.Sprintf("%d:%d", e.Time, e.Seq)
+			break
 		}
 	}
 	return res, nil
+}
+
+// TestFakeEventsListsAsTheService holds the fake to what the alerting code
+// relies on of events.Service.List.
+func TestFakeEventsListsAsTheService(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	fe := &fakeEvents{}
+	for i := range 7 {
+		name := "deploy"
+		if i%2 == 1 {
+			name = "scale"
+		}
+		// Two events at each time: the later in the log lists first.
+		fe.evs = append(fe.evs, logged(fmt.Sprint(i), name, "start", t0.Add(time.Duration(i/2)*time.Minute), map[string]string{"service": "checkout"}))
+	}
+	ids := func(res events.ListResult) (out []string) {
+		for _, e := range res.Events {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	q := events.ListQuery{Org: "acme", Start: 0, End: t0.Add(time.Hour).UnixMilli(), Limit: 3}
+	var pages [][]string
+	for {
+		res, err := fe.List(context.Background(), q)
+		require.NoError(t, err)
+		pages = append(pages, ids(res))
+		if res.NextCursor == "" {
+			break
+		}
+		q.Cursor = res.NextCursor
+	}
+	require.Equal(t, [][]string{{"6", "5", "4"}, {"3", "2", "1"}, {"0"}}, pages)
+
+	res, err := fe.List(context.Background(), events.ListQuery{Org: "acme", Start: t0.Add(time.Minute).UnixMilli(), End: t0.Add(2 * time.Minute).UnixMilli(), Name: "deploy"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"4", "2"}, ids(res), "[Start, End] inclusive, one name, no limit")
+	require.Empty(t, res.NextCursor)
+
+	res, err = fe.List(context.Background(), events.ListQuery{Org: "globex", Start: 0, End: t0.Add(time.Hour).UnixMilli()})
+	require.NoError(t, err)
+	require.Empty(t, res.Events, "another organization's log")
 }
 
 // logged makes a log entry; evs must be added in time order.
@@ -169,4 +248,111 @@ func TestContextCache(t *testing.T) {
 	_, err = f.fresh(context.Background(), "acme", alert, now.Add(-contextCacheTTL))
 	require.NoError(t, err)
 	require.Greater(t, fe.calls, calls, "fresh never uses the cache")
+}
+
+// TestChangeContextPastOnePage: more events in the lookback than one
+// lookup returns (listLimit) do not hide the alert's own changes: the
+// context is the newest MaxEvents matching events, however many others
+// came after them.
+func TestChangeContextPastOnePage(t *testing.T) {
+	alertAt := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	alert := labels.FromStrings("alertname", "CheckoutErrors", "service", "checkout", "env", "prod")
+	matchLabels := []string{"service", "namespace", "env", "app"}
+
+	// build logs, oldest first: an open rollout from before the window,
+	// the checkout deploy 20 minutes before the alert, then noise events
+	// after it, spread over the 20 minutes, each made by noise(i).
+	build := func(n int, noise func(i int) map[string]string) *fakeEvents {
+		fe := &fakeEvents{}
+		rollout := logged("rollout", "checkout-rollout", "start", alertAt.Add(-3*time.Hour), map[string]string{"service": "checkout"})
+		rollout.Open = true
+		fe.evs = append(fe.evs, rollout, logged("deploy", "checkout-deploy", "start", alertAt.Add(-20*time.Minute), map[string]string{"service": "checkout", "env": "prod"}))
+		step := 20 * time.Minute / time.Duration(n+1)
+		for i := range n {
+			fe.evs = append(fe.evs, logged(fmt.Sprint("noise-", i), "noise", "start", alertAt.Add(-20*time.Minute+time.Duration(i+1)*step), noise(i)))
+		}
+		return fe
+	}
+	names := func(evs []ContextEvent) (out []string) {
+		for _, e := range evs {
+			out = append(out, e.Name)
+		}
+		return out
+	}
+
+	t.Run("other services' events", func(t *testing.T) {
+		// 3000 events of other services after the deploy: more than a
+		// page, none of them the alert's.
+		fe := build(3*listLimit, func(i int) map[string]string {
+			return map[string]string{"service": fmt.Sprint("svc-", i%50), "env": "prod"}
+		})
+		f := newContextFinder(fe, ContextOptions{Lookback: 30 * time.Minute, MatchLabels: matchLabels, MaxEvents: 10})
+		evs, err := f.find(context.Background(), "acme", alert, alertAt)
+		require.NoError(t, err)
+		require.Equal(t, []string{"checkout-deploy", "checkout-rollout"}, names(evs))
+	})
+
+	t.Run("events that share no label with the alert", func(t *testing.T) {
+		// Events that name only a namespace, which the alert lacks: no
+		// conflict, nothing shared. 2500 of them take three pages.
+		fe := build(2500, func(int) map[string]string { return map[string]string{"namespace": "shop"} })
+		f := newContextFinder(fe, ContextOptions{Lookback: 30 * time.Minute, MatchLabels: matchLabels, MaxEvents: 10})
+		evs, err := f.find(context.Background(), "acme", alert, alertAt)
+		require.NoError(t, err)
+		require.Equal(t, []string{"checkout-deploy", "checkout-rollout"}, names(evs))
+		for _, q := range fe.queries {
+			require.LessOrEqual(t, q.Limit, listLimit, "every lookup is bounded")
+			require.NotZero(t, q.Limit)
+		}
+	})
+
+	t.Run("the newest MaxEvents, and no more lookups than they need", func(t *testing.T) {
+		// Every 100th noise event is the alert's: 30 of them, newer than
+		// the deploy.
+		fe := build(3*listLimit, func(i int) map[string]string {
+			if i%100 == 99 {
+				return map[string]string{"service": "checkout"}
+			}
+			return map[string]string{"namespace": "shop"}
+		})
+		f := newContextFinder(fe, ContextOptions{Lookback: 30 * time.Minute, MatchLabels: matchLabels, MaxEvents: 5})
+		evs, err := f.find(context.Background(), "acme", alert, alertAt)
+		require.NoError(t, err)
+		require.Len(t, evs, 5)
+		for i, e := range evs {
+			require.Equal(t, "noise", e.Name)
+			want := logged("", "", "", alertAt.Add(-20*time.Minute+time.Duration(3*listLimit-i*100)*(20*time.Minute/time.Duration(3*listLimit+1))), nil)
+			require.Equal(t, want.Timestamp, e.Timestamp, "event %d", i)
+		}
+		require.Len(t, fe.queries, 1, "the first page held the newest five: no further lookup")
+	})
+
+	t.Run("the documented bound", func(t *testing.T) {
+		// Past contextMaxPages pages of events that share nothing with the
+		// alert, the lookup of the window stops: the deploy behind them
+		// is not found. The open rollout, looked up apart, still is.
+		fe := build(contextMaxPages*listLimit+1, func(int) map[string]string { return map[string]string{"namespace": "shop"} })
+		f := newContextFinder(fe, ContextOptions{Lookback: 30 * time.Minute, MatchLabels: matchLabels, MaxEvents: 10})
+		evs, err := f.find(context.Background(), "acme", alert, alertAt)
+		require.NoError(t, err)
+		require.Equal(t, []string{"checkout-rollout"}, names(evs))
+		require.Len(t, fe.queries, contextMaxPages+1, "contextMaxPages lookups of the window, one before it")
+	})
+}
+
+// TestChangeContextLabelValuesAreLiteral: the alert's label values select
+// events as they are, not as regular expressions.
+func TestChangeContextLabelValuesAreLiteral(t *testing.T) {
+	alertAt := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	fe := &fakeEvents{}
+	for i, svc := range []string{"web+api", "webbapi", "web", "(web+api)|x"} {
+		fe.evs = append(fe.evs, logged(fmt.Sprint(i), "deploy-"+svc, "start", alertAt.Add(-time.Duration(10-i)*time.Minute), map[string]string{"service": svc}))
+	}
+	f := newContextFinder(fe, ContextOptions{Lookback: 30 * time.Minute, MatchLabels: []string{"service"}, MaxEvents: 10})
+	for _, svc := range []string{"web+api", "(web+api)|x"} {
+		evs, err := f.find(context.Background(), "acme", labels.FromStrings("service", svc), alertAt)
+		require.NoError(t, err)
+		require.Len(t, evs, 1, svc)
+		require.Equal(t, "deploy-"+svc, evs[0].Name)
+	}
 }

@@ -20,6 +20,6 @@ func (c *Client) WriteBatch(ctx context.Context, evs []Event) (BatchResult, erro
 		return BatchResult{Message: "success"}, nil
 	}
 	var res BatchResult
-	err := c.post(ctx, evs, &res)
+	err := c.post(ctx, "/change_events", evs, &res)
 	return res, err
 }

@@ -1,5 +1,8 @@
-// Package client writes change events to a Tidemark server, retrying what
-// can be retried: the client for CI jobs and rollout job steps.
+// Package client talks to a Tidemark server's change-event and analysis
+// APIs, retrying what can be retried: the client for CI jobs, rollout job
+// steps and tests. It depends on the standard library only, so that a
+// program writing events does not build the server in; the wire types it
+// declares are checked against the server's in its tests.
 package client
 
 import (
@@ -32,7 +35,8 @@ type Options struct {
 	HTTPClient             *http.Client
 }
 
-// Client writes change events.
+// Client writes and lists change events and asks for analyses. It is safe
+// for concurrent use.
 type Client struct {
 	opts  Options
 	sleep func(context.Context, time.Duration) error
@@ -113,36 +117,55 @@ func (e *UnavailableError) Unwrap() error { return e.Last }
 // retry after a lost answer is not stored twice.
 func (c *Client) Write(ctx context.Context, ev Event) (Result, error) {
 	var res Result
-	err := c.post(ctx, ev, &res)
+	err := c.post(ctx, "/change_events", ev, &res)
 	return res, err
 }
 
-// post sends v as the body of a change-events write, retrying 429, 5xx and
-// network errors with backoff, and decodes the answer into res.
-func (c *Client) post(ctx context.Context, v, res any) error {
+// post sends v as JSON to the organization's path (see send).
+func (c *Client) post(ctx context.Context, path string, v, res any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	u := strings.TrimRight(c.opts.URL, "/") + "/api/v4/organizations/" + url.PathEscape(c.opts.Org) + "/change_events"
+	return c.send(ctx, http.MethodPost, path, nil, body, res)
+}
+
+// maxAnswerBytes bounds an answer read from the server.
+const maxAnswerBytes = 16 << 20
+
+// send makes a request to path under the organization's API
+// (/api/v4/organizations/{org}) and decodes a 200 answer into res. It is the
+// client's one retry loop: 429, 5xx and network errors are retried with
+// doubling, jittered backoff, or after the server's Retry-After (seconds or
+// an HTTP date); another 4xx is a *RejectedError at once; retries used up,
+// or the context ending while waiting for the next try, give an
+// *UnavailableError.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body []byte, res any) error {
+	u := strings.TrimRight(c.opts.URL, "/") + "/api/v4/organizations/" + url.PathEscape(c.opts.Org) + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
 	backoff := c.opts.MinBackoff
 	var last error
 	for try := 0; try <= c.opts.Retries; try++ {
 		if try > 0 {
 			if err := c.sleep(ctx, backoff); err != nil {
-				return err
+				return &UnavailableError{Tries: try, Last: last}
 			}
 			backoff = min(backoff*2, c.opts.MaxBackoff)
 		}
-		wait, err := c.do(ctx, u, body, res)
+		wait, err := c.do(ctx, method, u, body, res)
 		if err == nil {
 			return nil
 		}
 		var rej *RejectedError
-		if errors.As(err, &rej) || ctx.Err() != nil {
+		if errors.As(err, &rej) {
 			return err
 		}
 		last = err
+		if ctx.Err() != nil {
+			return &UnavailableError{Tries: try + 1, Last: last}
+		}
 		if wait > 0 {
 			backoff = min(wait, c.opts.MaxBackoff)
 		} else {
@@ -154,12 +177,19 @@ func (c *Client) post(ctx context.Context, v, res any) error {
 }
 
 // do makes one try. It returns the server's Retry-After, if any.
-func (c *Client) do(ctx context.Context, u string, body []byte, res any) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+func (c *Client) do(ctx context.Context, method, u string, body []byte, res any) (time.Duration, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return 0, &RejectedError{Message: err.Error()}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
 	if c.opts.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
 	}
@@ -168,10 +198,13 @@ func (c *Client) do(ctx context.Context, u string, body []byte, res any) (time.D
 		return 0, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return 0, fmt.Errorf("read the answer: %w", err)
+	}
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(b, res); err != nil {
-			return 0, fmt.Errorf("unreadable answer %q: %w", b, err)
+			return 0, fmt.Errorf("unreadable answer %q: %w", truncate(b, 200), err)
 		}
 		return 0, nil
 	}
@@ -186,6 +219,14 @@ func (c *Client) do(ctx context.Context, u string, body []byte, res any) (time.D
 		return retryAfter(resp.Header.Get("Retry-After")), fmt.Errorf("server answered %d: %s", resp.StatusCode, msg)
 	}
 	return 0, &RejectedError{Status: resp.StatusCode, Message: msg}
+}
+
+// truncate shortens an answer quoted in an error.
+func truncate(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	return append(b[:n:n], "..."...)
 }
 
 func retryAfter(v string) time.Duration {

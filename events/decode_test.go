@@ -126,22 +126,6 @@ func manyAttrs(n int) string {
 	return strings.Join(parts, ",")
 }
 
-func TestParseTimestamp(t *testing.T) {
-	want := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC).UnixMilli()
-	for _, s := range []string{
-		"2026-11-25T09:00:00Z", "2026-11-25T09:00:00.000Z", "2026-11-25T10:00:00+01:00",
-		"2026-11-25T10:00:00+0100", "2026-11-25 09:00:00Z", "1795597200", "1795597200000", " 1795597200.000 ",
-	} {
-		got, err := ParseTimestamp(s)
-		require.NoError(t, err, s)
-		require.Equal(t, want, got, s)
-	}
-	for _, s := range []string{"", "2026-11-25", "2026-11-25T09:00:00", "yesterday", "NaN", "-1", "Inf"} {
-		_, err := ParseTimestamp(s)
-		require.Error(t, err, s)
-	}
-}
-
 // FuzzDecode: no input panics, and every rejection is an *InputError (a 400).
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
@@ -172,27 +156,6 @@ func FuzzDecode(f *testing.F) {
 			if ev.Name == "" || (ev.State != StateStart && ev.State != StateStop) || ev.Labels.Len() > DefaultLimits.MaxLabels {
 				t.Fatalf("accepted an invalid event: %+v", ev)
 			}
-		}
-	})
-}
-
-// FuzzParseTimestamp: no input panics; an accepted time round-trips through
-// RFC 3339 to the same millisecond.
-func FuzzParseTimestamp(f *testing.F) {
-	for _, s := range []string{"2026-11-25T09:00:00Z", "2026-11-25T10:00:00+01:00", "1795597200", "1795597200123", "1795597200.5", "", "x", "1e400", "-0"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		ms, err := ParseTimestamp(s)
-		if err != nil {
-			return
-		}
-		if ms < 0 {
-			t.Fatalf("%q parsed to a negative time %d", s, ms)
-		}
-		back, err := ParseTimestamp(time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
-		if err == nil && back != ms {
-			t.Fatalf("%q: %d does not round-trip (%d)", s, ms, back)
 		}
 	})
 }

@@ -12,6 +12,11 @@ import (
 // seconds is the year 5138, 1e11 milliseconds is March 1973.
 const epochMillisThreshold = 1e11
 
+// maxMillis is the last accepted time, 9999-12-31T23:59:59.999Z: the last
+// one RFC 3339 can write, so every accepted time can be listed and sent
+// back. Epoch microseconds and nanoseconds of our era are above it.
+const maxMillis = 253402300799999
+
 var timeLayouts = []string{
 	time.RFC3339Nano,
 	"2006-01-02T15:04:05.999999999Z0700",
@@ -39,7 +44,10 @@ func ParseTimestamp(s string) (int64, error) {
 			if t.Before(time.Unix(0, 0)) {
 				return 0, fmt.Errorf("before 1970")
 			}
-			return t.UnixMilli(), nil
+			if ms := t.UnixMilli(); ms <= maxMillis {
+				return ms, nil
+			}
+			return 0, fmt.Errorf("after the year 9999")
 		}
 	}
 	return 0, fmt.Errorf("neither RFC 3339 with a zone nor a number")
@@ -52,10 +60,10 @@ func EpochToMillis(f float64) (int64, error) {
 		return 0, fmt.Errorf("not a finite, non-negative number")
 	}
 	if f >= epochMillisThreshold {
-		if f > 1e15 { // Past the year 33658: microseconds or nanoseconds.
-			return 0, fmt.Errorf("too large for epoch milliseconds")
+		if f = math.Round(f); f > maxMillis {
+			return 0, fmt.Errorf("too large for epoch milliseconds: after the year 9999")
 		}
-		return int64(math.Round(f)), nil
+		return int64(f), nil
 	}
 	return int64(math.Round(f * 1000)), nil
 }

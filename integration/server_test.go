@@ -207,7 +207,10 @@ func requests(extra map[string]string, rps, ratio float64, now time.Time) []seri
 	return []series{{lbls("true"), ok}, {lbls("false"), failed}}
 }
 
-// loggedEvent is an event of the change-events listing.
+// loggedEvent is an event of the change-events listing. It repeats part of
+// client.Logged because this module cannot import the client: requiring the
+// root module raises k8s.io/api to the server's version, which no longer
+// has packages (scheduling/v1alpha1) that Argo Rollouts v1.10 imports.
 type loggedEvent struct {
 	ID       string            `json:"id"`
 	Name     string            `json:"event_name"`

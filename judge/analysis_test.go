@@ -116,6 +116,14 @@ func TestRequestErrors(t *testing.T) {
 			err: `field "window.match.event_name" value "b": is not a label to match`},
 		{name: "match label name", body: `{"window": {"event_name": "a", "match": {"a-b": "c"}}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
 			err: `field "window.match.a-b" value "c": is not a label name; accepted: label names matching [a-zA-Z_][a-zA-Z0-9_]*`},
+		{name: "match label name with a colon", body: `{"window": {"event_name": "a", "match": {"a:b": "c"}}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
+			err: `field "window.match.a:b" value "c": is not a label name`},
+		{name: "match label name not ASCII", body: `{"window": {"event_name": "a", "match": {"é": "c"}}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
+			err: `field "window.match.é" value "c": is not a label name`},
+		{name: "match label name with a digit first", body: `{"window": {"event_name": "a", "match": {"1a": "c"}}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
+			err: `field "window.match.1a" value "c": is not a label name`},
+		{name: "empty match label name", body: `{"window": {"event_name": "a", "match": {"": "c"}}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
+			err: `field "window.match." value "c": is not a label name`},
 		{name: "end alone", body: `{"window": {"end": "now"}, "metrics": [{"canary": "up", "baseline": "up"}]}`, err: `field "window.start": is required with window.end`},
 		{name: "negative epoch", body: `{"window": {"start": -5}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
 			err: `field "window.start" value -5: is not a time: not a finite, non-negative number`},
@@ -132,6 +140,10 @@ func TestRequestErrors(t *testing.T) {
 			err: `field "metrics[0].canary" value "\"up\"": invalid expression type "string" for range query`},
 		{name: "label name", body: `{"window": {"start": "now-1h"}, "labels": {"__x": "y"}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
 			err: `field "labels.__x" value "y": is not a label name`},
+		{name: "label name with a colon", body: `{"window": {"start": "now-1h"}, "labels": {"team:x": "y"}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
+			err: `field "labels.team:x" value "y": is not a label name`},
+		{name: "label name not ASCII", body: `{"window": {"start": "now-1h"}, "labels": {"équipe": "y"}, "metrics": [{"canary": "up", "baseline": "up"}]}`,
+			err: `field "labels.équipe" value "y": is not a label name`},
 		{name: "too many metrics", body: `{"window": {"start": "now-1h"}, "metrics": [` + strings.Repeat(`{"canary": "up", "baseline": "up"},`, MaxMetrics) + `{"canary": "up", "baseline": "up"}]}`,
 			err: `field "metrics": has 51 metrics; accepted: at most 50 metrics`},
 
@@ -172,9 +184,42 @@ func TestParseTime(t *testing.T) {
 		require.NoError(t, err, in)
 		require.True(t, want.Equal(tr.At(now)), "%s: %s", in, tr.At(now))
 	}
-	for _, in := range []string{"", "today", "now+5m", "now-", "2026-11-25 09:00", "1e16", "NaN"} {
+	for _, in := range []string{"", "today", "now+5m", "now-", "2026-11-25 09:00", "1e16", "NaN", "1969-12-31T23:00:00Z"} {
 		_, err := ParseTime(in)
 		require.Error(t, err, in)
+	}
+}
+
+// TestParseTimeAsEvents: an absolute window time is read exactly as a change
+// event's timestamp is, so a window can be copied from the event log.
+func TestParseTimeAsEvents(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, in := range []string{
+		"2026-11-25T09:00:00Z", "2026-11-25T09:00:00.123456Z", "2026-11-25T10:00:00+0100", "2026-11-25 09:00:00Z",
+		"2026-11-25T10:00:00 +0100", " 1795597200 ", "1795597200.0005", "99999999999", "100000000000", "1000000000000000",
+		"", "x", "-1", "1e16", "Inf", "1969-12-31T23:59:59.999Z", "1970-01-01T00:30:00+01:00",
+	} {
+		want, wantErr := events.ParseTimestamp(in)
+		tr, err := ParseTime(in)
+		if wantErr != nil {
+			require.EqualError(t, err, wantErr.Error(), "%q", in)
+			continue
+		}
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, want, tr.At(now).UnixMilli(), "%q", in)
+	}
+
+	// A JSON number in a request is epoch seconds or milliseconds as an
+	// event's numeric timestamp is.
+	for _, n := range []string{"1795597200", "1795597200000", "1795597200.5", "0"} {
+		p, err := ParseRequest([]byte(`{"window": {"start": ` + n + `, "end": "now"}, "metrics": [{"canary": "up", "baseline": "up"}]}`))
+		require.NoError(t, err, n)
+		var f float64
+		_, err = fmt.Sscan(n, &f)
+		require.NoError(t, err)
+		want, err := events.EpochToMillis(f)
+		require.NoError(t, err)
+		require.Equal(t, want, p.Window.Start.At(now).UnixMilli(), n)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/tidemark/tidemark/events"
 )
 
 // An analysis request, as clients send it (docs/canary-judge.md has the
@@ -400,8 +402,6 @@ func (c checker) errorf(path, value, accepted, problem string, args ...any) erro
 	return &RequestError{Noun: c.noun, Field: c.field(path), Value: value, Problem: fmt.Sprintf(problem, args...), Accepted: accepted}
 }
 
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 // reservedLabels are labels of the analysis event that a request cannot set.
 var reservedLabels = map[string]bool{"__name__": true, "event_name": true, "event_state": true, "outcome": true, "score": true, "window_event": true}
 
@@ -438,7 +438,7 @@ func (req *Request) plan(noun string, flat bool) (*Plan, error) {
 			if k == "event_name" || k == "event_state" {
 				return nil, c.errorf(path, quote(v), "the event's own labels (attributes)", "is not a label to match: the window is the latest start of window.event_name")
 			}
-			if !labelNameRE.MatchString(k) {
+			if !model.LegacyValidation.IsValidLabelName(k) {
 				return nil, c.errorf(path, quote(v), "label names matching [a-zA-Z_][a-zA-Z0-9_]*", "is not a label name")
 			}
 			p.Window.Match[k] = v
@@ -498,7 +498,7 @@ func (req *Request) plan(noun string, flat bool) (*Plan, error) {
 	// Labels of the analysis event, and whether to write it.
 	for k, v := range req.Labels {
 		path := "labels." + k
-		if !labelNameRE.MatchString(k) || strings.HasPrefix(k, "__") {
+		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
 			return nil, c.errorf(path, quote(v), "label names matching [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", "is not a label name")
 		}
 		if reservedLabels[k] {
@@ -618,7 +618,7 @@ func (c checker) timeRef(path string, raw json.RawMessage) (TimeRef, error) {
 		if err := json.Unmarshal(raw, &f); err != nil {
 			return TimeRef{}, c.errorf(path, string(raw), acceptedTimes, "is not a time")
 		}
-		ms, err := epochMillis(f)
+		ms, err := events.EpochToMillis(f)
 		if err != nil {
 			return TimeRef{}, c.errorf(path, string(raw), acceptedTimes, "is not a time: %v", err)
 		}
@@ -631,8 +631,9 @@ func (c checker) timeRef(path string, raw json.RawMessage) (TimeRef, error) {
 	return t, nil
 }
 
-// ParseTime parses "now", "now-<duration>", an RFC 3339 time or epoch
-// seconds or milliseconds in a string.
+// ParseTime parses "now", "now-<duration>", or any timestamp a change event
+// may carry (events.ParseTimestamp: RFC 3339, epoch seconds or milliseconds
+// in a string), so that a window is written the way its events are.
 func ParseTime(s string) (TimeRef, error) {
 	s = strings.TrimSpace(s)
 	if s == "now" {
@@ -645,33 +646,11 @@ func ParseTime(s string) (TimeRef, error) {
 		}
 		return TimeRef{set: true, relative: true, rel: time.Duration(d)}, nil
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		ms, err := epochMillis(f)
-		if err != nil {
-			return TimeRef{}, err
-		}
-		return TimeRef{set: true, abs: time.UnixMilli(ms)}, nil
+	ms, err := events.ParseTimestamp(s)
+	if err != nil {
+		return TimeRef{}, err
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return TimeRef{set: true, abs: t}, nil
-		}
-	}
-	return TimeRef{}, errors.New("neither RFC 3339 with a zone, nor a number, nor now[-duration]")
-}
-
-// epochMillis reads epoch seconds or milliseconds, told apart by magnitude
-// as change events are (1e11 seconds is the year 5138).
-func epochMillis(f float64) (int64, error) {
-	switch {
-	case math.IsNaN(f) || math.IsInf(f, 0) || f < 0:
-		return 0, errors.New("not a finite, non-negative number")
-	case f >= 1e15:
-		return 0, errors.New("too large for epoch milliseconds")
-	case f >= 1e11:
-		return int64(math.Round(f)), nil
-	}
-	return int64(math.Round(f * 1000)), nil
+	return TimeRef{set: true, abs: time.UnixMilli(ms)}, nil
 }
 
 // duration parses a step given as a Prometheus duration string ("15s",

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
@@ -77,8 +77,6 @@ type Watcher struct {
 	ready    atomic.Bool
 }
 
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 // New returns a watcher; Run starts it.
 func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Watcher, error) {
 	if opts.Kube == nil {
@@ -92,7 +90,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Watcher
 		return nil, fmt.Errorf("label selector %q: %w", opts.Selector, err)
 	}
 	for k, v := range opts.Attributes {
-		if !labelNameRE.MatchString(k) || k == "event_name" || k == "event_state" || len(k) >= 2 && k[:2] == "__" {
+		if !model.LegacyValidation.IsValidLabelName(k) || k == "event_name" || k == "event_state" || len(k) >= 2 && k[:2] == "__" {
 			return nil, fmt.Errorf("attribute %q: not a label name; accepted: [a-zA-Z_][a-zA-Z0-9_]*, not __..., event_name or event_state", k)
 		}
 		if v == "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testutil"
 	"github.com/tidemark/tidemark/state"
 )
@@ -187,7 +188,7 @@ func TestAnalysis(t *testing.T) {
 		require.NotNil(t, rep.Event)
 		require.Empty(t, rep.Event.Error)
 		require.Equal(t, map[string]string{"service": "checkout", "weight": "20", "window_event": "checkout-20", "outcome": "pass", "score": "100"}, rep.Event.Labels)
-		evs := listEvents(t, st.testStack, "acme", "event_name=analysis")
+		evs := listEvents(t, st.testStack, "acme", client.ListQuery{Name: "analysis"})
 		require.Len(t, evs, 2)
 		require.Equal(t, "stop", evs[0].State)
 		require.Equal(t, rep.Event.ID, evs[1].ID)
@@ -199,7 +200,7 @@ func TestAnalysis(t *testing.T) {
 		// The same analysis again is stored once.
 		code, _, resp = st.analyze(t, analysisRequest(stageWindow, "healthy"))
 		require.Equal(t, 200, code, resp)
-		require.Len(t, listEvents(t, st.testStack, "acme", "event_name=analysis"), 2)
+		require.Len(t, listEvents(t, st.testStack, "acme", client.ListQuery{Name: "analysis"}), 2)
 		// It is a series like any event's.
 		code, body := do(t, "GET", st.url+"/api/v1/query?query="+url.QueryEscape(`change_event_duration_seconds{event_name="analysis",outcome="pass"}`)+
 			"&time="+fmt.Sprint(st.end.Unix()), st.read, nil, "")

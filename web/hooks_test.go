@@ -11,27 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/state"
 )
-
-type loggedEvent struct {
-	ID       string            `json:"id"`
-	Name     string            `json:"event_name"`
-	State    string            `json:"event_state"`
-	Labels   map[string]string `json:"labels"`
-	Metadata map[string]any    `json:"metadata"`
-	Open     bool              `json:"open"`
-	PairID   string            `json:"pair_id"`
-	Duration *float64          `json:"duration_seconds"`
-}
-
-func listEvents(t *testing.T, st *testStack, org, query string) []loggedEvent {
-	code, resp := do(t, "GET", st.url+"/api/v4/organizations/"+org+"/change_events?"+query, st.tokens[org][state.ScopeRead], nil, "")
-	require.Equal(t, 200, code, "%s", resp)
-	var list struct{ Events []loggedEvent }
-	require.NoError(t, json.Unmarshal(resp, &list))
-	return list.Events
-}
 
 func TestGrafanaAnnotations(t *testing.T) {
 	st := newTestStack(t)
@@ -53,7 +35,7 @@ func TestGrafanaAnnotations(t *testing.T) {
 	code, resp = do(t, "POST", st.url+"/api/annotations", wtok, []byte(`{"tags":["event_name:config-change","service:cart"],"text":"feature flag on"}`), "application/json")
 	require.Equal(t, 200, code, "%s", resp)
 
-	evs := listEvents(t, st, "acme", "event_name=checkout-deploy")
+	evs := listEvents(t, st, "acme", client.ListQuery{Name: "checkout-deploy"})
 	require.Len(t, evs, 2)
 	require.Equal(t, "stop", evs[0].State)
 	require.Equal(t, map[string]string{"service": "checkout", "env": "prod"}, evs[1].Labels)
@@ -138,7 +120,7 @@ func TestFlaggerHook(t *testing.T) {
 	code, resp = post("Succeeded", now.Add(-time.Minute), "Promotion completed! Scaling down podinfo-primary.test")
 	require.Equal(t, 200, code, resp)
 
-	evs := listEvents(t, st, "acme", "event_name=podinfo")
+	evs := listEvents(t, st, "acme", client.ListQuery{Name: "podinfo"})
 	require.Len(t, evs, 3)
 	require.Equal(t, "stop", evs[0].State)
 	require.Equal(t, map[string]string{"canary": "podinfo", "namespace": "test", "phase": "succeeded", "outcome": "success"}, evs[0].Labels)
@@ -171,7 +153,7 @@ func TestArgoRolloutsHook(t *testing.T) {
 	}
 	open := func() []string {
 		var names []string
-		for _, e := range listEvents(t, st, "acme", "") {
+		for _, e := range listEvents(t, st, "acme", client.ListQuery{}) {
 			if e.Open {
 				names = append(names, e.Name)
 			}
@@ -189,8 +171,8 @@ func TestArgoRolloutsHook(t *testing.T) {
 	post("on-rollout-completed", "Healthy", "100")
 	require.Empty(t, open())
 
-	evs := listEvents(t, st, "acme", "")
-	byName := map[string][]loggedEvent{}
+	evs := listEvents(t, st, "acme", client.ListQuery{})
+	byName := map[string][]client.Logged{}
 	for _, e := range evs {
 		byName[e.Name] = append(byName[e.Name], e)
 	}
@@ -208,7 +190,7 @@ func TestArgoRolloutsHook(t *testing.T) {
 	post("on-rollout-aborted", "Degraded", "0")
 	require.Empty(t, open())
 	require.Contains(t, post("on-rollout-aborted", "Degraded", "0"), "no open events")
-	evs = listEvents(t, st, "acme", `match[]=`+url.QueryEscape(`{outcome="aborted"}`))
+	evs = listEvents(t, st, "acme", client.ListQuery{Match: []string{`{outcome="aborted"}`}})
 	require.Len(t, evs, 2)
 
 	code, resp := do(t, "POST", hook, wtok, []byte(`{"rollout":"x","namespace":"y","weight":"twenty"}`), "application/json")

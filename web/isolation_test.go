@@ -3,7 +3,6 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testservices"
 	"github.com/tidemark/tidemark/internal/testutil"
 	"github.com/tidemark/tidemark/server"
@@ -233,17 +233,9 @@ func isolationMatrix(t *testing.T, st *testStack) {
 			require.Equal(t, 200, code)
 			require.JSONEq(t, `{"status":"success","data":["`+org+`"]}`, string(resp))
 		}
-		code, resp := do(t, "GET", st.url+"/api/v4/organizations/"+org+"/change_events", tok, nil, "")
-		require.Equal(t, 200, code)
-		var list struct {
-			Events []struct {
-				Name   string            `json:"event_name"`
-				Labels map[string]string `json:"labels"`
-			} `json:"events"`
-		}
-		require.NoError(t, json.Unmarshal(resp, &list))
-		require.NotEmpty(t, list.Events)
-		for _, e := range list.Events {
+		evs := listEvents(t, st, org, client.ListQuery{})
+		require.NotEmpty(t, evs)
+		for _, e := range evs {
 			// Every event is the organization's own: named after it, or,
 			// when its source names it (deploy, flag-change), labelled.
 			own := strings.HasPrefix(e.Name, "matrix-"+org)
@@ -252,7 +244,7 @@ func isolationMatrix(t *testing.T, st *testStack) {
 			}
 			require.True(t, own, "%s sees %s %v", org, e.Name, e.Labels)
 		}
-		code, resp = do(t, "GET", st.url+"/api/v4/organizations/"+org+"/prometheus/config/v1/rules", tok, nil, "")
+		code, resp := do(t, "GET", st.url+"/api/v4/organizations/"+org+"/prometheus/config/v1/rules", tok, nil, "")
 		require.Equal(t, 200, code)
 		require.Contains(t, string(resp), "matrix_rule_"+org)
 		require.NotContains(t, string(resp), "matrix_rule_"+other)

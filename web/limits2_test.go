@@ -15,6 +15,7 @@ import (
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testutil"
 	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/state"
@@ -44,7 +45,7 @@ func TestSeriesLimit(t *testing.T) {
 	code, resp = do(t, "POST", st.url+"/api/v4/organizations/acme/change_events", tok, []byte(`{"event_name":"x"}`), "application/json")
 	require.Equal(t, http.StatusBadRequest, code, "%s", resp)
 	require.Contains(t, string(resp), "active series")
-	require.Empty(t, listEvents(t, st, "acme", ""), "a refused event is not logged")
+	require.Empty(t, listEvents(t, st, "acme", client.ListQuery{}), "a refused event is not logged")
 	// Another organization has its own budget.
 	code, resp = do(t, "POST", st.url+"/api/v1/write", st.tokens["globex"][state.ScopeWrite], rwBody(t, "b", 5), "application/x-protobuf")
 	require.Equal(t, 204, code, "%s", resp)
@@ -113,14 +114,14 @@ func TestStorageFailure(t *testing.T) {
 	require.Equal(t, "10", resp.Header.Get("Retry-After"))
 	code, body := do(t, "POST", st.url+"/api/v4/organizations/acme/change_events", tok, []byte(`{"event_name":"x","id":"x1"}`), "application/json")
 	require.Equal(t, http.StatusServiceUnavailable, code, "%s", body)
-	require.Empty(t, listEvents(t, st, "acme", ""))
+	require.Empty(t, listEvents(t, st, "acme", client.ListQuery{}))
 
 	broken.set(false)
 	code, body = do(t, "POST", st.url+"/api/v1/write", tok, rwBody(t, "m", 3), "application/x-protobuf")
 	require.Equal(t, 204, code, "%s", body)
 	code, body = do(t, "POST", st.url+"/api/v4/organizations/acme/change_events", tok, []byte(`{"event_name":"x","id":"x1"}`), "application/json")
 	require.Equal(t, 200, code, "%s", body)
-	require.Len(t, listEvents(t, st, "acme", ""), 1)
+	require.Len(t, listEvents(t, st, "acme", client.ListQuery{}), 1)
 	code, body = do(t, "GET", st.url+"/api/v1/query?query=count(m)", st.tokens["acme"][state.ScopeRead], nil, "")
 	require.Equal(t, 200, code)
 	require.Contains(t, string(body), `"3"`)

@@ -2,7 +2,7 @@ package web_test
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/state"
 )
 
@@ -36,7 +37,7 @@ func TestBodyLimit(t *testing.T) {
 	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "%s", b)
 
 	// Nothing of it was written.
-	require.Empty(t, listEvents(t, st, "acme", ""))
+	require.Empty(t, listEvents(t, st, "acme", client.ListQuery{}))
 }
 
 func TestEventListPaging(t *testing.T) {
@@ -51,28 +52,22 @@ func TestEventListPaging(t *testing.T) {
 	code, resp := do(t, "POST", st.url+"/api/v4/organizations/acme/change_events", st.tokens["acme"][state.ScopeWrite], []byte(body), "application/json")
 	require.Equal(t, 200, code, "%s", resp)
 
+	// Through the cursor, as a client pages.
+	c, err := client.New(client.Options{URL: st.url, Org: "acme", Token: st.tokens["acme"][state.ScopeRead]})
+	require.NoError(t, err)
 	var names []string
-	cursor := ""
+	q := client.ListQuery{Limit: 5, Match: []string{`{parity="odd"}`}}
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, 10)
-		q := "limit=5&match[]=" + url.QueryEscape(`{parity="odd"}`)
-		if cursor != "" {
-			q += "&cursor=" + cursor
-		}
-		code, resp := do(t, "GET", st.url+"/api/v4/organizations/acme/change_events?"+q, st.tokens["acme"][state.ScopeRead], nil, "")
-		require.Equal(t, 200, code, "%s", resp)
-		var page struct {
-			Events []loggedEvent
-			Next   string `json:"next_cursor"`
-		}
-		require.NoError(t, json.Unmarshal(resp, &page))
+		page, err := c.List(context.Background(), q)
+		require.NoError(t, err)
 		for _, e := range page.Events {
 			names = append(names, e.Name)
 		}
-		if page.Next == "" {
+		if page.NextCursor == "" {
 			break
 		}
-		cursor = page.Next
+		q.Cursor = page.NextCursor
 	}
 	require.Equal(t, []string{"e23", "e21", "e19", "e17", "e15", "e13", "e11", "e09", "e07", "e05", "e03", "e01"}, names)
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/state"
@@ -134,7 +135,7 @@ func TestGitHubHook(t *testing.T) {
 	code, _, resp = postHook(t, st, "github", "acme", done, githubHeaders("deployment_status", done, "gh-acme"))
 	require.Equal(t, 200, code, resp)
 
-	evs := listEvents(t, st, "acme", "event_name=deploy")
+	evs := listEvents(t, st, "acme", client.ListQuery{Name: "deploy"})
 	require.Len(t, evs, 2)
 	stop, start := evs[0], evs[1]
 	require.Equal(t, "stop", stop.State)
@@ -155,7 +156,7 @@ func TestGitHubHook(t *testing.T) {
 		require.Equal(t, 401, code, resp)
 		require.Contains(t, resp, "X-Hub-Signature-256")
 	}
-	require.Len(t, listEvents(t, st, "acme", "event_name=deploy"), 2)
+	require.Len(t, listEvents(t, st, "acme", client.ListQuery{Name: "deploy"}), 2)
 
 	// A payload that cannot become an event: 400 naming what is missing.
 	broken := []byte(`{"action":"created","deployment":{"id":1,"environment":"production"}}`)
@@ -185,10 +186,10 @@ func TestHooksWithoutSecrets(t *testing.T) {
 	code, _, resp = postHook(t, st, "generic/split", "acme", []byte(`{}`), nil)
 	require.Equal(t, 404, code, resp)
 	require.Contains(t, resp, "none are configured")
-	require.Empty(t, listEvents(t, st, "acme", ""))
+	require.Empty(t, listEvents(t, st, "acme", client.ListQuery{}))
 	code, _, resp = postHook(t, st, "unleash", "acme", payload(t, "unleash/feature-environment-enabled.json"), nil)
 	require.Equal(t, 200, code, resp)
-	require.Len(t, listEvents(t, st, "acme", ""), 1)
+	require.Len(t, listEvents(t, st, "acme", client.ListQuery{}), 1)
 }
 
 func TestGitLabHook(t *testing.T) {
@@ -199,7 +200,7 @@ func TestGitLabHook(t *testing.T) {
 		require.Equal(t, 200, code, resp)
 		require.Equal(t, "success", res.Message, resp)
 	}
-	evs := listEvents(t, st, "acme", "event_name=deploy")
+	evs := listEvents(t, st, "acme", client.ListQuery{Name: "deploy"})
 	require.Len(t, evs, 2)
 	require.Equal(t, map[string]string{"service": "checkout", "repo": "acme/checkout", "env": "production", "version": "9f2c1e7b", "outcome": "success"}, evs[0].Labels)
 	require.Equal(t, 360.0, *evs[0].Duration)
@@ -214,7 +215,7 @@ func TestGitLabHook(t *testing.T) {
 		code, _, resp = postHook(t, st, "gitlab", "acme", failed, map[string]string{"X-Gitlab-Event": "Deployment Hook", "X-Gitlab-Token": tok})
 		require.Equal(t, 401, code, "token %q: %s", tok, resp)
 	}
-	require.Len(t, listEvents(t, st, "acme", ""), 2)
+	require.Len(t, listEvents(t, st, "acme", client.ListQuery{}), 2)
 	code, _, resp = postHook(t, st, "gitlab", "acme", []byte(`{"object_kind":"deployment","status":"running","environment":"production"}`), h)
 	require.Equal(t, 400, code, resp)
 	require.Contains(t, resp, `field \"deployment_id\" is missing`)
@@ -237,7 +238,7 @@ func TestLaunchDarklyHook(t *testing.T) {
 	code, _, resp = postHook(t, st, "launchdarkly", "acme", created, sign(created, "ld-globex"))
 	require.Equal(t, 401, code, resp)
 
-	evs := listEvents(t, st, "acme", "")
+	evs := listEvents(t, st, "acme", client.ListQuery{})
 	require.Len(t, evs, 1)
 	require.Equal(t, map[string]string{"flag": "new-checkout", "env": "production", "project": "shop", "action": "updateOn"}, evs[0].Labels)
 	require.Equal(t, true, evs[0].Metadata["on"])
@@ -255,7 +256,7 @@ func TestUnleashHook(t *testing.T) {
 	code, res, resp := postHook(t, st, "unleash", "acme", payload(t, "unleash/strategy-created.json"), nil)
 	require.Equal(t, 200, code, resp)
 	require.Equal(t, "ignored", res.Message)
-	evs := listEvents(t, st, "acme", `match[]=`+url.QueryEscape(`{flag="new-checkout"}`))
+	evs := listEvents(t, st, "acme", client.ListQuery{Match: []string{`{flag="new-checkout"}`}})
 	require.Len(t, evs, 2)
 	require.Equal(t, "feature-strategy-update", evs[0].Labels["action"])
 	require.Equal(t, map[string]any{"groupId": "new-checkout", "rollout": "10", "stickiness": "default"}, evs[0].Metadata["preData"].(map[string]any)["parameters"])
@@ -270,7 +271,7 @@ func TestGenericHook(t *testing.T) {
 	code, res, resp := postHook(t, st, "generic/split", "acme", split, nil)
 	require.Equal(t, 200, code, resp)
 	require.Equal(t, "success", res.Message)
-	evs := listEvents(t, st, "acme", "event_name=flag-change")
+	evs := listEvents(t, st, "acme", client.ListQuery{Name: "flag-change"})
 	require.Len(t, evs, 1)
 	require.Equal(t, map[string]string{"flag": "new_checkout", "env": "Production"}, evs[0].Labels)
 	require.Equal(t, "priya@example.com", evs[0].Metadata["editor"])

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark/tidemark/alerting"
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/state"
@@ -95,4 +96,15 @@ func stackLogger() *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(lvl))
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// listEvents lists one page of an organization's events, newest first, as
+// a client of the server does.
+func listEvents(t testing.TB, st *testStack, org string, q client.ListQuery) []client.Logged {
+	t.Helper()
+	c, err := client.New(client.Options{URL: st.url, Org: org, Token: st.tokens[org][state.ScopeRead]})
+	require.NoError(t, err)
+	res, err := c.List(context.Background(), q)
+	require.NoError(t, err)
+	return res.Events
 }

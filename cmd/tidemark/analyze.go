@@ -19,7 +19,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/tidemark/tidemark/judge"
+	"github.com/tidemark/tidemark/client"
 )
 
 // exitVerdictFailed is the exit code of an analysis whose canary failed,
@@ -70,39 +70,42 @@ func (c *analyzeCmd) run() int {
 		fmt.Fprintln(os.Stderr, "tidemark: analyze: no organization: set --org or TIDEMARK_ORG")
 		return exitRejected
 	}
-	endpoint := strings.TrimRight(c.url, "/") + "/api/v4/organizations/" + url.PathEscape(c.org) + "/analysis"
+	cl, err := client.New(client.Options{
+		URL: c.url, Org: c.org, Token: c.token, Retries: c.retries,
+		// No per-request timeout: an analysis runs its queries before it
+		// answers, and --timeout bounds the whole.
+		HTTPClient: &http.Client{},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tidemark: analyze: %v\n", err)
+		return exitRejected
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	resp, err := c.post(ctx, endpoint, body)
+	rep, err := cl.Analyze(ctx, body)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tidemark: analyze: %v\n", err)
-		var rej *rejectedError
+		var rej *client.RejectedError
 		if errors.As(err, &rej) {
 			return exitRejected
 		}
 		return exitUnavailable
 	}
-
-	var rep judge.Report
-	if err := json.Unmarshal(resp, &rep); err != nil {
-		fmt.Fprintf(os.Stderr, "tidemark: analyze: unreadable answer %q: %v\n", resp, err)
-		return exitUnavailable
-	}
 	if c.json {
 		var out bytes.Buffer
-		if json.Indent(&out, resp, "", "  ") != nil {
+		if json.Indent(&out, rep.Raw, "", "  ") != nil {
 			out.Reset()
-			out.Write(resp)
+			out.Write(rep.Raw)
 		}
 		fmt.Println(strings.TrimSpace(out.String()))
 	} else {
 		printReport(os.Stdout, &rep)
 	}
 	switch {
-	case rep.Verdict == judge.OutcomePass:
+	case rep.Verdict == client.VerdictPass:
 		return exitOK
-	case rep.Verdict == judge.OutcomeMarginal && c.allowMarginal:
+	case rep.Verdict == client.VerdictMarginal && c.allowMarginal:
 		return exitOK
 	}
 	return exitVerdictFailed
@@ -128,74 +131,8 @@ func (c *analyzeCmd) request() ([]byte, error) {
 	return b, nil
 }
 
-// rejectedError is an answer that retrying would not change (a 4xx other
-// than 429).
-type rejectedError struct {
-	status int
-	msg    string
-}
-
-func (e *rejectedError) Error() string {
-	return fmt.Sprintf("rejected by the server (%d): %s", e.status, e.msg)
-}
-
-// post sends the request, retrying 429, 5xx and network errors with
-// doubling backoff (or the server's Retry-After).
-func (c *analyzeCmd) post(ctx context.Context, endpoint string, body []byte) ([]byte, error) {
-	client := &http.Client{}
-	backoff := 500 * time.Millisecond
-	var last error
-	for try := 0; try <= c.retries; try++ {
-		if try > 0 {
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return nil, fmt.Errorf("gave up after %d tries: %w", try, last)
-			}
-			backoff = min(2*backoff, 10*time.Second)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-		if err != nil {
-			return nil, &rejectedError{msg: err.Error()}
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		resp.Body.Close()
-		if err != nil {
-			last = err
-			continue
-		}
-		if resp.StatusCode == http.StatusOK {
-			return b, nil
-		}
-		msg := strings.TrimSpace(string(b))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
-			return nil, &rejectedError{status: resp.StatusCode, msg: msg}
-		}
-		last = fmt.Errorf("server answered %d: %s", resp.StatusCode, msg)
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			backoff = min(time.Duration(s)*time.Second, 10*time.Second)
-		}
-	}
-	return nil, fmt.Errorf("gave up after %d tries: %w", c.retries+1, last)
-}
-
 // printReport writes a report as a readable summary and table.
-func printReport(w io.Writer, rep *judge.Report) {
+func printReport(w io.Writer, rep *client.AnalysisReport) {
 	fmt.Fprintf(w, "verdict  %s (score %s): %s\n", rep.Verdict, strconv.FormatFloat(rep.Score, 'f', -1, 64), rep.Reason)
 	win := rep.Window
 	fmt.Fprintf(w, "window   %s to %s, step %s, %d points", win.Start, win.End, win.Step, win.Points)

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,6 +135,39 @@ func TestAnalyzeCLI(t *testing.T) {
 		require.Equal(t, exitUnavailable, code, out)
 		require.Contains(t, out, "gave up after 2 tries")
 	})
+}
+
+// TestAnalyzeRetries: analyze retries through the client's retry loop, so a
+// Retry-After given as an HTTP date is waited for (the command's own loop
+// read only seconds, and retried after 500ms).
+func TestAnalyzeRetries(t *testing.T) {
+	var mu sync.Mutex
+	var at []time.Time
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		n := len(at)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", time.Now().Add(2*time.Second).UTC().Format(http.TimeFormat))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error":"not ready"}`)
+			return
+		}
+		fmt.Fprint(w, `{"verdict": "marginal", "score": 80, "reason": "score 80 is below the pass threshold 95",
+		  "window": {"start": "a", "end": "b", "step": "15s", "points": 2}, "metrics": []}`)
+	}))
+	t.Cleanup(srv.Close)
+
+	code, out := runStdin(t, []string{"TIDEMARK_URL=" + srv.URL, "TIDEMARK_ORG=acme"}, `{"window": {"start": "now-1h"}}`, "analyze", "-f", "-")
+	require.Equal(t, exitVerdictFailed, code, out)
+	require.Contains(t, out, "verdict  marginal (score 80)")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"POST /api/v4/organizations/acme/analysis", "POST /api/v4/organizations/acme/analysis"}, paths)
+	require.GreaterOrEqual(t, at[1].Sub(at[0]), time.Second, "the second try waited for the Retry-After date")
 }
 
 // runStdin runs the binary with stdin and returns its exit code and output.

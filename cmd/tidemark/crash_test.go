@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testutil"
 )
 
@@ -182,7 +183,7 @@ func verifyAcked(t *testing.T, srv *binServer, a *acked, cycles int) {
 	}
 
 	// Every acknowledged event, once, in the log and as a series.
-	ids := eventIDs(t, srv, "event_name=crash-event")
+	ids := eventIDs(t, srv, client.ListQuery{Name: "crash-event"})
 	for id, n := range ids {
 		require.Equal(t, 1, n, "event %s is in the log %d times", id, n)
 	}

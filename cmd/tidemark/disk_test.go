@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testutil"
 )
 
@@ -84,7 +85,7 @@ func TestDiskFull(t *testing.T) {
 
 	// Nothing acknowledged is lost or corrupt after a restart.
 	srv.restart()
-	ids := eventIDs(t, srv, "")
+	ids := eventIDs(t, srv, client.ListQuery{})
 	for _, batch := range acked {
 		for j := range 100 {
 			require.Equal(t, 1, ids[fmt.Sprintf("%s-%d", batch, j)], "acknowledged event %s-%d is missing", batch, j)

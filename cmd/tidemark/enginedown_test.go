@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testservices"
 	"github.com/tidemark/tidemark/internal/testutil"
 )
@@ -118,7 +119,7 @@ func TestScaleOutEngineDown(t *testing.T) {
 	code, qbody := getBody(t, base+"/api/v1/query?query=before_outage", acmeRead)
 	require.Equal(t, http.StatusServiceUnavailable, code, "%s", qbody)
 	require.Contains(t, qbody, `"errorType":"unavailable"`)
-	require.Empty(t, eventIDs(t, so.replicas[0], "event_name=during-outage"), "a refused event is not logged")
+	require.Empty(t, eventIDs(t, so.replicas[0], client.ListQuery{Name: "during-outage"}), "a refused event is not logged")
 	// The replica stays up and ready.
 	hr, err := http.Get(so.replicas[0].url + "/-/ready")
 	require.NoError(t, err)
@@ -134,5 +135,5 @@ func TestScaleOutEngineDown(t *testing.T) {
 	require.Len(t, instant(t, p, "after_outage", at), 1)
 	require.Empty(t, instant(t, p, "during_outage", at), "refused during the outage")
 	require.Len(t, instant(t, p, `change_events{event_name=~"before-outage|during-outage"}`, at), 2)
-	require.Equal(t, map[string]int{"do-1": 1}, eventIDs(t, so.replicas[0], "event_name=during-outage"))
+	require.Equal(t, map[string]int{"do-1": 1}, eventIDs(t, so.replicas[0], client.ListQuery{Name: "during-outage"}))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testutil"
 )
 
@@ -102,27 +102,13 @@ func TestEventCLI(t *testing.T) {
 	require.Equal(t, model.LabelValue("prod"), byName["db-migration"]["env"])
 
 	// The log keeps metadata and links, and the pairing.
-	req, _ := http.NewRequest("GET", srv.url+"/api/v4/organizations/acme/change_events?event_name=db-migration", nil)
-	req.Header.Set("Authorization", "Bearer "+acmeRead)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	var list struct {
-		Events []struct {
-			State    string            `json:"event_state"`
-			Metadata map[string]string `json:"metadata"`
-			Links    []map[string]string
-			PairID   string   `json:"pair_id"`
-			Duration *float64 `json:"duration_seconds"`
-		} `json:"events"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
-	resp.Body.Close()
-	require.Len(t, list.Events, 2)
-	require.Equal(t, "stop", list.Events[0].State)
-	require.Equal(t, "9f2c1e7", list.Events[1].Metadata["commit"])
-	require.Equal(t, []map[string]string{{"href": "https://ci.example/run/42", "text": "pipeline"}}, list.Events[1].Links)
-	require.NotEmpty(t, list.Events[0].PairID)
-	require.NotNil(t, list.Events[1].Duration)
+	evs := listAll(t, srv, client.ListQuery{Name: "db-migration"})
+	require.Len(t, evs, 2)
+	require.Equal(t, "stop", evs[0].State)
+	require.Equal(t, "9f2c1e7", evs[1].Metadata["commit"])
+	require.Equal(t, []client.Link{{Href: "https://ci.example/run/42", Text: "pipeline"}}, evs[1].Links)
+	require.NotEmpty(t, evs[0].PairID)
+	require.NotNil(t, evs[1].Duration)
 
 	// A rejected event: exit 1 and the server's message. No retries.
 	code, out = tidemark(t, env, "event", "start", "bad", "--attr", "bad-name=x")

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testservices"
 	"github.com/tidemark/tidemark/internal/testutil"
 )
@@ -200,7 +201,7 @@ alerting:
 	require.Zero(t, missing, "of %d acknowledged samples, %d are missing or wrong", len(ackedSamples), missing)
 
 	// Every acknowledged event, exactly once.
-	ids := eventIDs(t, so.replicas[1], "event_name=failover")
+	ids := eventIDs(t, so.replicas[1], client.ListQuery{Name: "failover"})
 	for id := range ackedEvents {
 		require.Equal(t, 1, ids[id], "acknowledged event %s stored %d times", id, ids[id])
 	}

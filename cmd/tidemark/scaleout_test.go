@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/client"
 	"github.com/tidemark/tidemark/internal/testservices"
 	"github.com/tidemark/tidemark/internal/testutil"
 )
@@ -134,7 +135,7 @@ func TestScaleOut(t *testing.T) {
 		putEventsAt(t, so.replicas[1], "acme", fmt.Sprintf(`{"event_name":"deploy-x","id":"dx-2","event_state":"stop","timestamp":"%s","attributes":{"service":"checkout"}}`, start.Add(90*time.Second).Format(time.RFC3339)))
 		p := promClient(t, so.base(2, "acme"), acmeRead)
 		require.Equal(t, `change_event_duration_seconds{event_name="deploy-x", service="checkout"} => 90`, sampleString(instant(t, p, `change_event_duration_seconds{event_name="deploy-x"}`, now)))
-		evs := eventIDs(t, so.replicas[2], "event_name=deploy-x")
+		evs := eventIDs(t, so.replicas[2], client.ListQuery{Name: "deploy-x"})
 		require.Equal(t, map[string]int{"dx-1": 1, "dx-2": 1}, evs)
 	})
 
@@ -153,7 +154,7 @@ func TestScaleOut(t *testing.T) {
 			}
 		}
 		wg.Wait()
-		ids := eventIDs(t, so.replicas[2], "event_name=race")
+		ids := eventIDs(t, so.replicas[2], client.ListQuery{Name: "race"})
 		require.Len(t, ids, 30)
 		for id, n := range ids {
 			require.Equal(t, 1, n, "event %s stored %d times", id, n)

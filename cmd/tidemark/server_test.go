@@ -2,20 +2,22 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark/tidemark/client"
 )
 
 // binary is the tidemark binary built once for the end-to-end tests.
@@ -45,9 +47,28 @@ type binServer struct {
 	dir  string
 	addr string
 	args []string
-	log  *bytes.Buffer
+	log  *syncBuffer
 	// defaultAddr starts the server with no --web.listen-address.
 	defaultAddr bool
+}
+
+// syncBuffer is a server's output: written by the goroutine exec copies
+// it with, read by the test while the server runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t testing.TB) string {
@@ -67,7 +88,7 @@ func startServer(t testing.TB, dir string, args ...string) *binServer {
 }
 
 func (s *binServer) start() {
-	s.log = &bytes.Buffer{}
+	s.log = &syncBuffer{}
 	args := append([]string{"serve", "--web.listen-address=" + s.addr}, s.args...)
 	if s.defaultAddr {
 		args = append([]string{"serve"}, s.args...)
@@ -80,7 +101,7 @@ func (s *binServer) start() {
 	waitReady(s.t, s.url, s.log)
 }
 
-func waitReady(t testing.TB, url string, log *bytes.Buffer) {
+func waitReady(t testing.TB, url string, log fmt.Stringer) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url + "/-/ready")
@@ -136,32 +157,31 @@ func tidemark(t testing.TB, env []string, args ...string) (int, string) {
 	return 0, string(out)
 }
 
-// eventIDs lists, through every page of the events API, how often each
-// event id of organization acme matching query appears.
-func eventIDs(t testing.TB, srv *binServer, query string) map[string]int {
-	ids := map[string]int{}
-	cursor := ""
+// listAll lists, through every page of the events API, the events of
+// organization acme matching q, newest first.
+func listAll(t testing.TB, srv *binServer, q client.ListQuery) []client.Logged {
+	t.Helper()
+	c, err := client.New(client.Options{URL: srv.url, Org: "acme", Token: acmeRead})
+	require.NoError(t, err)
+	q.Limit = 1000
+	var all []client.Logged
 	for {
-		u := srv.url + "/api/v4/organizations/acme/change_events?limit=1000&" + query
-		if cursor != "" {
-			u += "&cursor=" + url.QueryEscape(cursor)
-		}
-		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Authorization", "Bearer "+acmeRead)
-		resp, err := http.DefaultClient.Do(req)
+		page, err := c.List(context.Background(), q)
 		require.NoError(t, err)
-		var page struct {
-			Events []struct{ ID string }
-			Next   string `json:"next_cursor"`
+		all = append(all, page.Events...)
+		if page.NextCursor == "" {
+			return all
 		}
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
-		resp.Body.Close()
-		for _, e := range page.Events {
-			ids[e.ID]++
-		}
-		if page.Next == "" {
-			return ids
-		}
-		cursor = page.Next
+		q.Cursor = page.NextCursor
 	}
+}
+
+// eventIDs counts how often each event id of organization acme matching q
+// is listed.
+func eventIDs(t testing.TB, srv *binServer, q client.ListQuery) map[string]int {
+	ids := map[string]int{}
+	for _, e := range listAll(t, srv, q) {
+		ids[e.ID]++
+	}
+	return ids
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,47 +110,25 @@ func runWatcher(t *testing.T, c *fakeCluster, sink watch.Sink) (*watch.Watcher, 
 	return w, stop
 }
 
-// listedEvent is an event as the server lists it.
-type listedEvent struct {
-	ID       string            `json:"id"`
-	Name     string            `json:"event_name"`
-	State    string            `json:"event_state"`
-	Labels   map[string]string `json:"labels"`
-	Metadata map[string]any    `json:"metadata"`
-	PairID   string            `json:"pair_id"`
-	Duration *float64          `json:"duration_seconds"`
-}
-
-func listLogged(t *testing.T, srv *binServer, query string) ([]listedEvent, string) {
+// listLogged lists acme's events oldest first, and the listing as JSON.
+func listLogged(t *testing.T, srv *binServer) ([]client.Logged, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", srv.url+"/api/v4/organizations/acme/change_events?limit=1000&"+query, nil)
+	evs := listAll(t, srv, client.ListQuery{})
+	slices.Reverse(evs)
+	// Everything the server lists: the client's types cover every field.
+	b, err := json.Marshal(evs)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+acmeRead)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var list struct {
-		Events []listedEvent `json:"events"`
-	}
-	require.NoError(t, json.Unmarshal(body, &list))
-	// Oldest first.
-	for i, j := 0, len(list.Events)-1; i < j; i, j = i+1, j-1 {
-		list.Events[i], list.Events[j] = list.Events[j], list.Events[i]
-	}
-	return list.Events, string(body)
+	return evs, string(b)
 }
 
 // settled waits until the watcher has nothing left to write and the server
 // lists a stable number of events, and returns them.
-func watchSettled(t *testing.T, srv *binServer, w *watch.Watcher) []listedEvent {
+func watchSettled(t *testing.T, srv *binServer, w *watch.Watcher) []client.Logged {
 	t.Helper()
-	var evs []listedEvent
+	var evs []client.Logged
 	last, quiet := -1, 0
 	require.Eventually(t, func() bool {
-		evs, _ = listLogged(t, srv, "")
+		evs, _ = listLogged(t, srv)
 		if w.Pending() == 0 && len(evs) == last {
 			quiet++
 		} else {
@@ -162,8 +140,8 @@ func watchSettled(t *testing.T, srv *binServer, w *watch.Watcher) []listedEvent 
 	return evs
 }
 
-func eventsNamed(evs []listedEvent, name string) []listedEvent {
-	var out []listedEvent
+func eventsNamed(evs []client.Logged, name string) []client.Logged {
+	var out []client.Logged
 	for _, e := range evs {
 		if e.Name == name {
 			out = append(out, e)
@@ -288,7 +266,7 @@ func TestWatchEndToEnd(t *testing.T) {
 
 	// The Deployment: one start/stop pair with the object's labels.
 	deploys := eventsNamed(evs, "deploy")
-	var depEvs []listedEvent
+	var depEvs []client.Logged
 	for _, e := range deploys {
 		if e.Labels["kind"] == "Deployment" {
 			depEvs = append(depEvs, e)
@@ -323,7 +301,7 @@ func TestWatchEndToEnd(t *testing.T) {
 	require.Len(t, configs, 2)
 	require.Equal(t, "ConfigMap", configs[0].Labels["kind"])
 	require.Equal(t, "FEATURE_X", configs[0].Metadata["keys_changed"])
-	_, raw := listLogged(t, srv, "")
+	_, raw := listLogged(t, srv)
 	for _, v := range []string{"v1-endpoint-value", "off-value-123", "on-value-456"} {
 		require.NotContains(t, raw, v)
 	}
