@@ -82,9 +82,10 @@ type Shift struct {
 	// Truncated is true when Start is the first point of the run: the
 	// shift may have begun before it.
 	Truncated bool
-	// Stop is the first known point after Start back within the ratio (or
-	// beyond it the other way); points with no data between do not end a
-	// shift. Open is true when the run has none.
+	// Stop is the first point after Start of at least For of consecutive
+	// points with data back within the ratio (or beyond it the other way):
+	// a shorter dip, or points with no data, do not end a shift. Open is
+	// true when the run has none yet.
 	Stop Point
 	Open bool
 	// Peak is the point of the shift farthest from its baseline.
@@ -174,8 +175,10 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // find returns the shifts of the series: a run of points beyond the ratio
 // in one direction, with no point between them unknown, that lasts For,
-// begins one; it goes on over points beyond the ratio that way or unknown,
-// and ends at the first other point.
+// begins one; it ends at the first point of such a run of points that are
+// not beyond the ratio that way. For holds both ways, so that a short dip
+// does not split a shift, and neither does the edge of data that stops
+// coming: there rate() falls off over its range before the series ends.
 func (s *Series) find() []Shift {
 	var out []Shift
 	n := len(s.classes)
@@ -207,13 +210,23 @@ func (s *Series) find() []Shift {
 	return out
 }
 
-// endFrom is the index of the first known point from i on that is not
-// beyond the ratio in the direction c.
+// endFrom is the index of the first point from i on that begins a run of
+// known points, none beyond the ratio in the direction c, lasting For.
 func (s *Series) endFrom(i int, c class) (int, bool) {
-	for k := i; k < len(s.classes); k++ {
-		if s.classes[k] != c && s.classes[k] != unknown {
+	back := func(k int) bool { return s.classes[k] != c && s.classes[k] != unknown }
+	n := len(s.classes)
+	for k := i; k < n; k++ {
+		if !back(k) {
+			continue
+		}
+		j := k
+		for j+1 < n && back(j+1) {
+			j++
+		}
+		if s.points[j].T-s.points[k].T >= s.params.For {
 			return k, true
 		}
+		k = j
 	}
 	return 0, false
 }
@@ -245,9 +258,10 @@ func (s *Series) index(t int64) int {
 	return int((t - s.params.Start + s.params.Step - 1) / s.params.Step)
 }
 
-// EndAfter is where a shift in direction d still going at t ends: the first
-// known point at or after t that is not beyond the ratio that way, with the
-// peak of the shift between t and it. ok is false when the run has none.
+// EndAfter is where a shift in direction d still going at t ends, as a
+// shift's Stop: the first point at or after t that begins For of points
+// with data not beyond the ratio that way, with the peak of the shift
+// between t and it. ok is false when the run has none yet.
 func (s *Series) EndAfter(t int64, d Direction) (stop, peak Point, ok bool) {
 	i := s.index(t)
 	if i >= len(s.points) {
