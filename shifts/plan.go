@@ -58,9 +58,9 @@ type Plan struct {
 // Reconcile decides what a run writes so that the event log holds each
 // shift once, as a start and a stop with deterministic ids:
 //
-//   - a recorded start that is open gets its stop at the first known point
-//     at or after it (or the run's first point) that is no longer beyond
-//     the ratio its way, when the run has one;
+//   - a recorded start that is open gets its stop where the run shows the
+//     shift ended, at or after the start (or the run's first point) as a
+//     Shift's Stop (see Series.EndAfter), when the run shows that;
 //   - a shift the run finds whose start the run sees (not Truncated), and
 //     that no recorded start of the same labels overlaps, is written: its
 //     start, and its stop when it has ended;
