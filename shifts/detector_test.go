@@ -229,3 +229,41 @@ func metric(t testing.TB, reg *prometheus.Registry, name string, lbls ...string)
 	}
 	return sum
 }
+
+// TestDetectorLease: an organization's loop runs from StartOrg, once Run
+// is called, until StopOrg; Stop ends everything, and StartOrg does
+// nothing after it.
+func TestDetectorLease(t *testing.T) {
+	s := newStack(t)
+	s.setNow(time.Now())
+	reg := prometheus.NewRegistry()
+	set := settings
+	set.Interval = time.Second
+	d := shifts.New(slog.New(slog.DiscardHandler), reg, shifts.Options{
+		Settings: func(org string) (shifts.Settings, bool) { return set, org == "acme" },
+		Engine:   s.engine, Queryable: storage.Routed{Backend: s.backend}, Events: s.events, Now: s.clock,
+	})
+	d.StartOrg("acme")
+	d.StartOrg("globex") // no settings: nothing runs
+	time.Sleep(100 * time.Millisecond)
+	require.Zero(t, metric(t, reg, "tidemark_traffic_shift_runs_total"), "nothing runs before Run")
+
+	done := make(chan struct{})
+	go func() { d.Run(); close(done) }()
+	require.Eventually(t, func() bool { return metric(t, reg, "tidemark_traffic_shift_runs_total") >= 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Zero(t, metric(t, reg, "tidemark_traffic_shift_run_failures_total"))
+	d.StopOrg("acme")
+	runs := metric(t, reg, "tidemark_traffic_shift_runs_total")
+	time.Sleep(1500 * time.Millisecond)
+	require.Equal(t, runs, metric(t, reg, "tidemark_traffic_shift_runs_total"), "no run after StopOrg")
+
+	d.StartOrg("acme")
+	require.Eventually(t, func() bool { return metric(t, reg, "tidemark_traffic_shift_runs_total") > runs }, 10*time.Second, 20*time.Millisecond)
+	d.Stop()
+	<-done
+	d.StopOrg("acme")
+	d.StartOrg("acme")
+	runs = metric(t, reg, "tidemark_traffic_shift_runs_total")
+	time.Sleep(1500 * time.Millisecond)
+	require.Equal(t, runs, metric(t, reg, "tidemark_traffic_shift_runs_total"), "no run after Stop")
+}
