@@ -24,17 +24,21 @@ type Config struct {
 	Organizations []Organization `yaml:"organizations"`
 	Alerting      Alerting       `yaml:"alerting"`
 	Hooks         Hooks          `yaml:"hooks"`
+	// TrafficShifts configures the traffic-shift detector (shifts.go);
+	// nil: none.
+	TrafficShifts *TrafficShifts `yaml:"traffic_shifts"`
 }
 
 // Organization declares an organization, its tokens and its own webhook
-// receiver settings (hooks.go).
+// receiver (hooks.go) and traffic-shift detector (shifts.go) settings.
 type Organization struct {
 	Slug   string  `yaml:"slug"`
 	Tokens []Token `yaml:"tokens"`
 	// Tenant is the organization's tenant in a remote metrics engine
 	// (--storage.backend=remote); empty: its slug.
-	Tenant string `yaml:"tenant"`
-	Hooks  *Hooks `yaml:"hooks"`
+	Tenant        string         `yaml:"tenant"`
+	Hooks         *Hooks         `yaml:"hooks"`
+	TrafficShifts *TrafficShifts `yaml:"traffic_shifts"`
 }
 
 // Token declares a token. Exactly one of Value and ValueFile is set; a
@@ -78,6 +82,9 @@ func Parse(b []byte, baseDir string) (*Config, error) {
 		return nil, fmt.Errorf("alerting.%w", err)
 	}
 	if err := c.resolveHooks(baseDir); err != nil {
+		return nil, err
+	}
+	if err := c.resolveTrafficShifts(); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -25,6 +25,7 @@ import (
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/lease"
+	"github.com/tidemark/tidemark/shifts"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/storage/remote"
@@ -47,6 +48,7 @@ type Server struct {
 	backend  storage.Backend
 	events   *events.Service
 	rules    *alerting.Manager
+	shifts   *shifts.Detector
 	senders  []alertSender
 	handler  *web.Handler
 	listener net.Listener
@@ -55,8 +57,8 @@ type Server struct {
 
 // New builds a server: it opens the state database (creating organization
 // "default" and its admin token on a first start), prepares the storage,
-// the event writer, the rules of every organization and the HTTP API, and
-// listens. Nothing is served until Run. reg receives every metric.
+// the event writer, the rules of every organization, the traffic-shift
+// detector and the HTTP API, and listens. Nothing is served until Run. reg receives every metric.
 func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Server, err error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -67,6 +69,11 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 	}
 	if err := alerting.CheckRuleFiles(alertCfg.RuleFiles); err != nil {
 		return nil, err
+	}
+	if opts.Config != nil {
+		if err := opts.Config.CheckTrafficShiftLookback(opts.Events.Limits.Backfill); err != nil {
+			return nil, err
+		}
 	}
 	var cors *regexp.Regexp
 	if opts.CORSOrigin != "" {
@@ -192,6 +199,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		return nil, err
 	}
 	s.leases.AddWorker(s.rules)
+	s.shifts = newTrafficShifts(logger, reg, opts, engine, s.backend, s.events)
+	s.leases.AddWorker(s.shifts)
 	gatherer, _ := reg.(prometheus.Gatherer)
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -253,9 +262,10 @@ func (s *Server) Events() *events.Service { return s.events }
 func (s *Server) Rules() *alerting.Manager { return s.rules }
 
 // Run serves until ctx is done or a component fails, then stops in order:
-// the HTTP server drains its requests, the event writer finishes what was
-// queued, the rules finish their evaluations, the alerts queued are sent,
-// and the storage and state are closed. It returns the error that stopped
+// the HTTP server drains its requests, the traffic-shift detector finishes
+// its runs, the event writer finishes what was queued, the rules finish
+// their evaluations, the alerts queued are sent, and the storage and state
+// are closed. It returns the error that stopped
 // it, nil for ctx.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.close()
@@ -293,6 +303,25 @@ func (s *Server) Run(ctx context.Context) error {
 				logger.Warn("in-flight requests did not finish before the shutdown timeout", "err", err)
 			}
 			close(httpDone)
+		})
+	}
+	{
+		// The traffic-shift detector: it runs once the event log has
+		// recovered, and stops after the HTTP server has drained and
+		// before the event writer, so that its last writes are done.
+		stop := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-recovered:
+			case <-stop:
+				return nil
+			}
+			s.shifts.Run()
+			return nil
+		}, func(error) {
+			<-httpDone
+			close(stop)
+			s.shifts.Stop()
 		})
 	}
 	{
@@ -396,6 +425,35 @@ func (s *Server) close() {
 		}
 		s.db = nil
 	}
+}
+
+// newTrafficShifts is the traffic-shift detector of the organizations
+// whose config has one. Its queries go where the judge's do: to the remote
+// engine (engine), or to Prometheus's engine over the organization's TSDB.
+func newTrafficShifts(logger *slog.Logger, reg prometheus.Registerer, opts Options, engine promql.QueryEngine, backend storage.Backend, evs *events.Service) *shifts.Detector {
+	if engine == nil {
+		// It registers no metrics: the query API's engine has them
+		// under the same names.
+		engine = promql.NewEngine(promql.EngineOpts{
+			Logger:                   logger.With("component", "traffic shift query engine"),
+			MaxSamples:               opts.MaxSamples,
+			Timeout:                  opts.QueryTimeout,
+			LookbackDelta:            opts.LookbackDelta,
+			EnableAtModifier:         true,
+			EnableNegativeOffset:     true,
+			NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		})
+	}
+	settings := func(string) (shifts.Settings, bool) { return shifts.Settings{}, false }
+	if opts.Config != nil {
+		settings = opts.Config.TrafficShiftSettings
+	}
+	return shifts.New(logger.With("component", "traffic shifts"), reg, shifts.Options{
+		Settings:  settings,
+		Engine:    engine,
+		Queryable: storage.Routed{Backend: backend},
+		Events:    evs,
+	})
 }
 
 // leaseHolder names this process in the leases. With SQLite one process

@@ -58,7 +58,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("state.url", "State database: empty for SQLite in --storage.path, or postgres://user@host:5432/db for PostgreSQL shared by replicas.").Default(o.StateURL).StringVar(&o.StateURL)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default(durationString(o.Retention)), &o.Retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default(durationString(o.OutOfOrderWindow)), &o.OutOfOrderWindow)
-	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting, webhook receivers).").StringVar(&c.configFile)
+	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting, webhook receivers, traffic shifts).").StringVar(&c.configFile)
 	durationFlag(f("query.timeout", "Maximum time a query may take.").Default(durationString(o.QueryTimeout)), &o.QueryTimeout)
 	durationFlag(f("query.lookback-delta", "How far back PromQL looks for a sample.").Default(durationString(o.LookbackDelta)), &o.LookbackDelta)
 	f("query.max-samples", "Most samples a query may load into memory.").Default(strconv.Itoa(o.MaxSamples)).IntVar(&o.MaxSamples)
