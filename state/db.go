@@ -23,7 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"             // The "sqlite" database/sql driver.
+	_ "modernc.org/sqlite" // The "sqlite" database/sql driver.
 )
 
 // DB is the state database. It is safe for concurrent use, and several

@@ -20,6 +20,9 @@ type dialect struct {
 	numbered bool
 	// forUpdate ends a SELECT whose rows the transaction locks.
 	forUpdate string
+	// seqsOutsideTx: EventTx.AllocSeqs takes seqs in a transaction of its
+	// own (see there).
+	seqsOutsideTx bool
 	// isUnique reports whether err is a violation of a unique constraint.
 	isUnique func(error) bool
 	// lock takes, in tx, the lock key that lets one process at a time do
@@ -49,9 +52,10 @@ var sqliteDialect = &dialect{
 }
 
 var postgresDialect = &dialect{
-	name:      "postgres",
-	numbered:  true,
-	forUpdate: " FOR UPDATE",
+	name:          "postgres",
+	numbered:      true,
+	forUpdate:     " FOR UPDATE",
+	seqsOutsideTx: true,
 	isUnique: func(err error) bool {
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505" // unique_violation

@@ -83,6 +83,7 @@ func boolInt(b bool) int {
 type eventTx struct {
 	ctx context.Context
 	tx  txHandle
+	db  handle
 }
 
 // BeginEvents implements EventLog.
@@ -91,7 +92,7 @@ func (s *DB) BeginEvents(ctx context.Context) (EventTx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin event log transaction: %w", err)
 	}
-	return &eventTx{ctx: ctx, tx: tx}, nil
+	return &eventTx{ctx: ctx, tx: tx, db: s.db}, nil
 }
 
 // FindDedups implements EventTx.
@@ -119,15 +120,23 @@ func (t *eventTx) FindDedups(org string, keys []string) (map[string]EventRow, er
 // seqName is the row of the sequences table that numbers the event log.
 const seqName = "change_events"
 
-// AllocSeqs implements EventTx. The counter row is updated in the
-// transaction, so concurrent writers take turns and seqs grow in commit
-// order.
+// AllocSeqs implements EventTx. On SQLite the counter row is updated in the
+// transaction (there is one writer at a time anyway); on PostgreSQL in a
+// transaction of its own, committed at once, so that writers in several
+// processes do not wait for each other's whole transaction.
 func (t *eventTx) AllocSeqs(n int) (int64, error) {
 	if n <= 0 {
 		return 0, nil
 	}
+	const q = `UPDATE sequences SET value = value + ? WHERE name = ? RETURNING value`
 	var last int64
-	if err := t.tx.QueryRowContext(t.ctx, `UPDATE sequences SET value = value + ? WHERE name = ? RETURNING value`, n, seqName).Scan(&last); err != nil {
+	var err error
+	if t.tx.d.seqsOutsideTx {
+		err = t.db.QueryRowContext(t.ctx, q, n, seqName).Scan(&last)
+	} else {
+		err = t.tx.QueryRowContext(t.ctx, q, n, seqName).Scan(&last)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("allocate %d event seqs: %w", n, err)
 	}
 	return last - int64(n) + 1, nil
@@ -135,7 +144,9 @@ func (t *eventTx) AllocSeqs(n int) (int64, error) {
 
 // Insert implements EventTx, several rows per statement.
 func (t *eventTx) Insert(rs []*EventRow) error {
-	const perStatement = 50 // 19 columns: 950 parameters, under SQLite's and PostgreSQL's limits.
+	// 19 columns: 9,500 parameters, under SQLite's (32,766) and
+	// PostgreSQL's (65,535) limits; few statements, few round trips.
+	const perStatement = 500
 	tuple := `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	for i := 0; i < len(rs); i += perStatement {
 		part := rs[i:min(i+perStatement, len(rs))]

@@ -145,9 +145,12 @@ type EventTx interface {
 	// ends.
 	OpenStarts(q OpenQuery) ([]EventRow, error)
 	// AllocSeqs reserves n consecutive seqs from the database and returns
-	// the first. Concurrent transactions take turns (the counter is theirs
-	// until they end), so seqs grow in commit order; a transaction that
-	// rolls back gives its seqs back.
+	// the first. Seqs are unique and grow from one allocation to the next.
+	// With several writers (PostgreSQL) they are taken outside the
+	// transaction, so that writers do not wait for each other: a
+	// transaction that rolls back leaves a gap, and seqs of concurrent
+	// writers may commit out of order. With one (SQLite) a rolled-back
+	// transaction gives its seqs back.
 	AllocSeqs(n int) (int64, error)
 	// Insert stores rows whose Seq came from AllocSeqs. The database
 	// refuses a row whose id or dedup key is stored already, or an open

@@ -102,7 +102,11 @@ func TestStoreEventLog(t *testing.T) {
 		require.ErrorIs(t, insert(t, db, again), ErrDuplicate)
 		again.Open = false
 		require.NoError(t, insert(t, db, again), "a start of an open series is stored, not open")
-		require.Equal(t, point.Seq+1, again.Seq, "a rolled-back transaction gives its seqs back")
+		if db.Dialect() == "sqlite" {
+			require.Equal(t, point.Seq+1, again.Seq, "a rolled-back transaction gives its seqs back")
+		} else {
+			require.Greater(t, again.Seq, point.Seq+2, "seqs are taken outside the transaction: its rollback leaves a gap")
+		}
 
 		tx, err := db.BeginEvents(ctx)
 		require.NoError(t, err)
