@@ -279,7 +279,13 @@ func (g *groupWrite) stageRequest(p *plannedRequest) {
 	p.app = org.AppenderV2(context.Background())
 	err = appendAll(p.app, p.samples)
 	if pr, ok := p.app.(storage.Preparer); ok && err == nil {
-		err = pr.Prepare()
+		// Samples stored before the log commits need no mark later.
+		var stored bool
+		if stored, err = pr.Prepare(); stored {
+			for _, row := range p.rows {
+				row.Committed = true
+			}
+		}
 	}
 	if err != nil {
 		p.app.Rollback()
@@ -372,7 +378,9 @@ func (g *groupWrite) commit() {
 			continue
 		}
 		for _, row := range p.rows {
-			committed = append(committed, row.Seq)
+			if !row.Committed {
+				committed = append(committed, row.Seq)
+			}
 			s.received.WithLabelValues(row.State).Inc()
 		}
 		committed = append(committed, p.replays...)

@@ -54,15 +54,17 @@ type Org interface {
 	ActiveSeries() (n uint64, counted bool)
 }
 
-// Preparer is implemented by appenders whose storage must take the samples
+// Preparer is implemented by appenders whose storage can take the samples
 // before anything that depends on them is made durable elsewhere: Prepare
-// sends the samples (a remote engine answers whether it took them), and
-// Commit then only confirms. A writer that records what the samples stand
-// for (the event log) calls Prepare first, when the appender has it, so that
-// an engine that refuses them refuses the whole write. Samples prepared and
-// then rolled back may stay stored: writing them again is harmless.
+// sends them (a remote engine answers whether it took them) and reports
+// whether they are stored now — then Commit only confirms; false means they
+// are stored at Commit, as in a TSDB. A writer that records what the
+// samples stand for (the event log) calls Prepare first, when the appender
+// has it, so that an engine that refuses them refuses the whole write.
+// Samples prepared and then rolled back may stay stored: writing them again
+// is harmless.
 type Preparer interface {
-	Prepare() error
+	Prepare() (stored bool, err error)
 }
 
 // RejectedError is a write the storage refused for good (a remote engine's

@@ -99,6 +99,20 @@ func (a *limitedAppender) Append(ref promstorage.SeriesRef, ls labels.Labels, st
 	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 }
 
+// Prepare implements Preparer for appenders whose storage has it (a remote
+// engine): the limit is a wrapper and must keep that capability.
+func (a *limitedAppender) Prepare() (bool, error) {
+	p, ok := a.AppenderV2.(Preparer)
+	if !ok {
+		return false, nil
+	}
+	stored, err := p.Prepare()
+	if err != nil {
+		a.report.record(nil, err)
+	}
+	return stored, err
+}
+
 func (a *limitedAppender) Commit() error {
 	err := a.AppenderV2.Commit()
 	if err != nil {

@@ -126,13 +126,13 @@ func (a *appender) AppendExemplars(ref promstorage.SeriesRef, ls labels.Labels, 
 // Prepare implements storage.Preparer: it sends the samples, and returns
 // once the engine answered 2xx. A 4xx is a *storage.RejectedError; no
 // answer or a 5xx wraps ErrUnavailable.
-func (a *appender) Prepare() error {
+func (a *appender) Prepare() (bool, error) {
 	if a.prepared || a.done {
-		return nil
+		return true, nil
 	}
 	a.prepared = true
 	if len(a.series) == 0 {
-		return nil
+		return true, nil
 	}
 	for i := range a.series {
 		ts := &a.series[i]
@@ -142,14 +142,17 @@ func (a *appender) Prepare() error {
 	req := &prompb.WriteRequest{Timeseries: a.series}
 	raw, err := req.Marshal()
 	if err != nil {
-		return fmt.Errorf("encode remote write: %w", err)
+		return false, fmt.Errorf("encode remote write: %w", err)
 	}
-	return a.o.b.store(a.ctx, a.o.write, snappy.Encode(nil, raw))
+	if err := a.o.b.store(a.ctx, a.o.write, snappy.Encode(nil, raw)); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Commit implements promstorage.AppenderV2.
 func (a *appender) Commit() error {
-	err := a.Prepare()
+	_, err := a.Prepare()
 	a.done, a.series = true, nil
 	return err
 }
