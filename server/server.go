@@ -27,6 +27,7 @@ import (
 	"github.com/tidemark/tidemark/lease"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/storage/metadata"
 	"github.com/tidemark/tidemark/storage/remote"
 	"github.com/tidemark/tidemark/web"
 )
@@ -123,6 +124,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 			Dir:              filepath.Join(opts.StoragePath, "tsdb"),
 			Retention:        opts.Retention,
 			OutOfOrderWindow: max(opts.OutOfOrderWindow, opts.Events.Limits.Backfill),
+			MaxExemplars:     opts.MaxExemplars,
 		})
 	}
 	if opts.WrapStorage != nil {
@@ -212,6 +214,9 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		Events:                 s.events,
 		Rules:                  s.rules.Retriever,
 		Gatherer:               gatherer,
+		Flags:                  opts.Flags,
+		Retention:              opts.Retention,
+		Metadata:               metadata.New(opts.MaxMetadataFamilies),
 	}
 	switch {
 	case opts.Hooks != nil:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -47,6 +48,8 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("limits.token-requests-per-second", "Requests per second each token may send; more are refused with 429 and Retry-After. 0: no limit.").Default(strconv.FormatFloat(o.TokenRequestsPerSecond, 'g', -1, 64)).Float64Var(&o.TokenRequestsPerSecond)
 	f("limits.token-burst", "Requests a token may send at once above its rate.").Default(strconv.Itoa(o.TokenBurst)).IntVar(&o.TokenBurst)
 	f("storage.path", "Data directory: the state database and one TSDB per organization.").Default(o.StoragePath).StringVar(&o.StoragePath)
+	f("storage.max-exemplars", "Exemplars each organization keeps (from remote write and OTLP; in memory and the WAL); 0: none.").Default(strconv.FormatInt(o.MaxExemplars, 10)).Int64Var(&o.MaxExemplars)
+	f("storage.max-metadata-families", "Metric families each organization keeps metadata (type, help, unit) of, for /api/v1/metadata.").Default(strconv.Itoa(o.MaxMetadataFamilies)).IntVar(&o.MaxMetadataFamilies)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default(durationString(o.Retention)), &o.Retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default(durationString(o.OutOfOrderWindow)), &o.OutOfOrderWindow)
 	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting, webhook receivers).").StringVar(&c.configFile)
@@ -66,6 +69,19 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	return c
 }
 
+// redactPassword hides the password of a URL (--state.url may hold one).
+func redactPassword(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		return u.String()
+	}
+	return v
+}
+
 func durationString(d time.Duration) string { return model.Duration(d).String() }
 
 // options are the server's options from the flags and the config file.
@@ -73,6 +89,11 @@ func (c *serveCmd) options() (server.Options, error) {
 	o := c.opts
 	o.Version = version
 	o.MaxRequestBytes = int64(c.maxRequestBytes)
+	// /api/v1/status/flags shows them, as Prometheus shows its own.
+	o.Flags = map[string]string{}
+	for _, fl := range c.cmd.Model().Flags {
+		o.Flags[fl.Name] = redactPassword(fl.Value.String())
+	}
 	for _, n := range strings.Split(c.compatNames, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.Events.CompatMetricNames = append(o.Events.CompatMetricNames, n)
