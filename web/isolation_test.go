@@ -90,6 +90,10 @@ func matrixRoutes() []matrixRoute {
 			return []byte(`{"window":{"start":"now-10m","end":"now"},"record":false,"metrics":[{"name":"m","canary":"vector(1)","baseline":"vector(1)"}]}`), "application/json"
 		}},
 		{name: "analysis GET", method: "GET", path: "/analysis?start=now-10m&end=now&name=m&canary=vector(1)&baseline=vector(1)&record=false", events: true, scope: state.ScopeRead},
+		{name: "tokens GET", method: "GET", path: "/tokens", events: true, scope: state.ScopeAdmin},
+		{name: "tokens POST", method: "POST", path: "/tokens", events: true, scope: state.ScopeAdmin, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"name":"matrix-` + org + `-` + strings.TrimPrefix(state.NewToken(), "tdm_")[:12] + `","scope":"read"}`), "application/json"
+		}},
 		{name: "annotations POST", method: "POST", path: "/api/annotations", root: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
 			return []byte(`{"tags":["matrix-` + org + `","by:` + org + `"]}`), "application/json"
 		}},

@@ -205,6 +205,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	}
 	h.registerSources(ev)
 	h.registerFederate()
+	h.registerTokens()
 	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})))
