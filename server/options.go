@@ -42,6 +42,10 @@ type Options struct {
 	CORSOrigin string
 	// Pprof serves /debug/pprof/ to admin tokens.
 	Pprof bool
+	// WebConfigFile is a web configuration file in Prometheus's format
+	// (github.com/prometheus/exporter-toolkit: TLS, client certificates,
+	// HTTP headers), read again for every connection; empty: plain HTTP.
+	WebConfigFile string
 
 	// StoragePath is the data directory: the SQLite state database and one
 	// TSDB per organization (embedded storage).

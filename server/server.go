@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 
@@ -73,6 +74,12 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 	if opts.CORSOrigin != "" {
 		if cors, err = regexp.Compile("^(?:" + opts.CORSOrigin + ")$"); err != nil {
 			return nil, fmt.Errorf("--web.cors.origin %q: %w", opts.CORSOrigin, err)
+		}
+	}
+
+	if opts.WebConfigFile != "" {
+		if err := toolkitweb.Validate(opts.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", opts.WebConfigFile, err)
 		}
 	}
 
@@ -287,7 +294,8 @@ func (s *Server) Run(ctx context.Context) error {
 		// the rest starts; other routes answer 503 until ready.
 		g.Add(func() error {
 			logger.Info("listening", "address", s.listener.Addr().String(), "storage", s.opts.StoragePath)
-			if err := srv.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
+			webConfig := s.opts.WebConfigFile
+			if err := toolkitweb.Serve(s.listener, srv, &toolkitweb.FlagConfig{WebConfigFile: &webConfig}, logger.With("component", "web config")); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil

@@ -43,6 +43,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("web.max-request-bytes", "Largest request body accepted (413 beyond it).").Default(units.Base2Bytes(o.MaxRequestBytes).String()).BytesVar(&c.maxRequestBytes)
 	durationFlag(f("web.shutdown-timeout", "How long a shutdown waits for in-flight requests.").Default(durationString(o.ShutdownTimeout)), &o.ShutdownTimeout)
 	f("web.cors.origin", `Regexp of the Origins whose browsers may call the Prometheus API (e.g. 'https?://grafana\.example\.com'); empty: CORS off.`).Default(o.CORSOrigin).StringVar(&o.CORSOrigin)
+	f("web.config.file", "Web configuration file in Prometheus's format (TLS, client certificates, HTTP headers; see docs/tls.md), read again for each connection; empty: plain HTTP.").Default(o.WebConfigFile).StringVar(&o.WebConfigFile)
 	f("debug.pprof", "Serve Go's runtime profiles under /debug/pprof/ to admin tokens.").Default(strconv.FormatBool(o.Pprof)).BoolVar(&o.Pprof)
 	f("limits.max-series-per-org", "Most active series an organization may have; writes that would create more are refused (400). 0: no limit.").Default(strconv.FormatUint(o.MaxSeriesPerOrg, 10)).Uint64Var(&o.MaxSeriesPerOrg)
 	f("limits.token-requests-per-second", "Requests per second each token may send; more are refused with 429 and Retry-After. 0: no limit.").Default(strconv.FormatFloat(o.TokenRequestsPerSecond, 'g', -1, 64)).Float64Var(&o.TokenRequestsPerSecond)
