@@ -19,6 +19,7 @@ import (
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/storage/metadata"
 	"github.com/tidemark/tidemark/storage/remote"
 )
 
@@ -41,6 +42,10 @@ type Options struct {
 	CORSOrigin string
 	// Pprof serves /debug/pprof/ to admin tokens.
 	Pprof bool
+	// WebConfigFile is a web configuration file in Prometheus's format
+	// (github.com/prometheus/exporter-toolkit: TLS, client certificates,
+	// HTTP headers), read again for every connection; empty: plain HTTP.
+	WebConfigFile string
 
 	// StoragePath is the data directory: the SQLite state database and one
 	// TSDB per organization (embedded storage).
@@ -61,6 +66,15 @@ type Options struct {
 	OutOfOrderWindow time.Duration
 	// MaxSeriesPerOrg bounds an organization's active series; 0: none.
 	MaxSeriesPerOrg uint64
+	// MaxExemplars is how many exemplars each organization's TSDB keeps
+	// (embedded storage); 0: none.
+	MaxExemplars int64
+	// MaxMetadataFamilies bounds the metric families an organization keeps
+	// metadata for (/api/v1/metadata).
+	MaxMetadataFamilies int
+	// Flags are the command's flags and their values, shown by
+	// /api/v1/status/flags.
+	Flags map[string]string
 
 	// TokenRequestsPerSecond bounds each token's request rate (0: none);
 	// TokenBurst is how many requests may come at once.
@@ -108,6 +122,8 @@ func DefaultOptions() Options {
 		Remote:                 remote.Options{TenantHeader: "X-Scope-OrgID"},
 		Retention:              15 * 24 * time.Hour,
 		MaxSeriesPerOrg:        2_000_000,
+		MaxExemplars:           100_000,
+		MaxMetadataFamilies:    metadata.DefaultMaxPerOrg,
 		TokenRequestsPerSecond: 500,
 		TokenBurst:             1000,
 		QueryTimeout:           2 * time.Minute,

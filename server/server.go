@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/tidemark/tidemark/shifts"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/storage/metadata"
 	"github.com/tidemark/tidemark/storage/remote"
 	"github.com/tidemark/tidemark/web"
 )
@@ -82,6 +84,12 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		}
 	}
 
+	if opts.WebConfigFile != "" {
+		if err := toolkitweb.Validate(opts.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", opts.WebConfigFile, err)
+		}
+	}
+
 	s := &Server{logger: logger, opts: opts, ready: make(chan struct{})}
 	// What New opened is closed again if it fails.
 	defer func() {
@@ -130,6 +138,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 			Dir:              filepath.Join(opts.StoragePath, "tsdb"),
 			Retention:        opts.Retention,
 			OutOfOrderWindow: max(opts.OutOfOrderWindow, opts.Events.Limits.Backfill),
+			MaxExemplars:     opts.MaxExemplars,
 		})
 	}
 	if opts.WrapStorage != nil {
@@ -221,6 +230,9 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		Events:                 s.events,
 		Rules:                  s.rules.Retriever,
 		Gatherer:               gatherer,
+		Flags:                  opts.Flags,
+		Retention:              opts.Retention,
+		Metadata:               metadata.New(opts.MaxMetadataFamilies),
 	}
 	switch {
 	case opts.Hooks != nil:
@@ -292,7 +304,8 @@ func (s *Server) Run(ctx context.Context) error {
 		// the rest starts; other routes answer 503 until ready.
 		g.Add(func() error {
 			logger.Info("listening", "address", s.listener.Addr().String(), "storage", s.opts.StoragePath)
-			if err := srv.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
+			webConfig := s.opts.WebConfigFile
+			if err := toolkitweb.Serve(s.listener, srv, &toolkitweb.FlagConfig{WebConfigFile: &webConfig}, logger.With("component", "web config")); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil

@@ -214,6 +214,17 @@ var migrations = []migration{
 	// which PostgreSQL's text cannot hold; they now use U+001F. (SQLite's
 	// replace() cannot match a NUL, hence Go.)
 	{sqliteOnly: replaceDedupNUL},
+
+	// Token names are unique per organization, so that a token can be
+	// listed and revoked by name. Tokens that share a name (the CLI named
+	// every token "cli") keep it once: the first by config source, then
+	// creation time, then hash; every other is renamed <name>-<the first 12
+	// characters of its hash>.
+	{sql: `UPDATE tokens SET name = name || '-' || SUBSTR(hash, 1, 12) WHERE EXISTS (
+		SELECT 1 FROM tokens t2 WHERE t2.org = tokens.org AND t2.name = tokens.name AND t2.hash <> tokens.hash AND (
+			(t2.source = 'config' AND tokens.source <> 'config')
+			OR ((t2.source = 'config') = (tokens.source = 'config') AND (t2.created_at < tokens.created_at OR (t2.created_at = tokens.created_at AND t2.hash < tokens.hash)))));
+	CREATE UNIQUE INDEX tokens_org_name ON tokens (org, name);`},
 }
 
 // migrate applies pending migrations in one transaction that holds the

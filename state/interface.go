@@ -24,6 +24,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: what is being created exists already.
 	ErrExists = errors.New("already exists")
+	// ErrConfigToken: a token declared in the config file cannot be
+	// revoked but there (see Tokens.RevokeToken).
+	ErrConfigToken = errors.New("token is declared in the config file")
 	// ErrDuplicate: an event row's id or dedup key is stored already (see
 	// EventTx.Insert).
 	ErrDuplicate = errors.New("duplicate change event")
@@ -56,9 +59,19 @@ type Orgs interface {
 // Tokens are the hashed tokens of every organization. Only hashes are
 // stored (HashToken); a token's value is never kept.
 type Tokens interface {
-	// AddToken stores the hash of token for org: ErrNotFound when the
-	// organization does not exist, ErrExists when the token is stored.
+	// AddToken stores the hash of token for org under name, which is
+	// unique in the organization (ValidTokenName): ErrNotFound when the
+	// organization does not exist, ErrExists when the organization has a
+	// token of that name or the token is stored.
 	AddToken(ctx context.Context, org string, scope Scope, name, source, token string) error
+	// ListTokens lists an organization's tokens by name, never their
+	// values (which are not stored); ErrNotFound when the organization
+	// does not exist.
+	ListTokens(ctx context.Context, org string) ([]TokenRow, error)
+	// RevokeToken removes an organization's token by name: ErrNotFound when
+	// there is none, ErrConfigToken when the config file declares it.
+	// Lookups of it fail once it returns, in every process.
+	RevokeToken(ctx context.Context, org, name string) error
 	// LookupTokenHash returns what the token with the hash grants, or
 	// ErrNotFound.
 	LookupTokenHash(ctx context.Context, hash string) (TokenInfo, error)

@@ -298,17 +298,111 @@ func TestMigrateDedupSeparator(t *testing.T) {
 	row := eventRow("acme", "a", "deploy", "start", 1000)
 	row.DedupKey = "ev:deploy\x00start\x001000\x00{}"
 	require.NoError(t, insert(t, db, row))
-	// As if the repair had not run yet.
-	_, err = db.db.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = ?`, len(migrations))
-	require.NoError(t, err)
-	require.NoError(t, db.Close())
-	db, err = Open(path)
-	require.NoError(t, err)
 	defer db.Close()
+	// The repair, as its migration runs it.
+	mtx, err := db.db.BeginTx(ctx)
+	require.NoError(t, err)
+	require.NoError(t, replaceDedupNUL(ctx, mtx))
+	require.NoError(t, mtx.Commit())
 	tx, err := db.BeginEvents(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback()
 	found, err := tx.FindDedups("acme", []string{"ev:deploy\x1fstart\x1f1000\x1f{}"})
 	require.NoError(t, err)
 	require.Len(t, found, 1)
+}
+
+func TestStoreTokenLifecycle(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db := open()
+		require.NoError(t, db.CreateOrg(ctx, "acme"))
+		require.NoError(t, db.CreateOrg(ctx, "globex"))
+		tok := NewToken()
+		require.NoError(t, db.AddToken(ctx, "acme", ScopeRead, "grafana", SourceCLI, tok))
+		err := db.AddToken(ctx, "acme", ScopeWrite, "grafana", SourceCLI, NewToken())
+		require.ErrorIs(t, err, ErrExists)
+		require.ErrorContains(t, err, `organization "acme" has a token named "grafana"`)
+		require.NoError(t, db.AddToken(ctx, "globex", ScopeWrite, "grafana", SourceCLI, NewToken()), "names are unique per organization only")
+		require.ErrorContains(t, db.AddToken(ctx, "acme", ScopeRead, "a/b", SourceCLI, NewToken()), "not accepted")
+		require.NoError(t, db.SyncConfig(ctx, nil, []ConfigToken{{Org: "acme", Name: "prometheus", Scope: ScopeWrite, Value: NewToken()}}))
+
+		list, err := db.ListTokens(ctx, "acme")
+		require.NoError(t, err)
+		require.Len(t, list, 2)
+		require.Equal(t, "grafana", list[0].Name)
+		require.Equal(t, ScopeRead, list[0].Scope)
+		require.Equal(t, SourceCLI, list[0].Source)
+		require.WithinDuration(t, time.Now(), list[0].CreatedAt, time.Minute)
+		require.Equal(t, "prometheus", list[1].Name)
+		_, err = db.ListTokens(ctx, "nope")
+		require.ErrorIs(t, err, ErrNotFound)
+
+		require.ErrorIs(t, db.RevokeToken(ctx, "acme", "prometheus"), ErrConfigToken)
+		require.ErrorIs(t, db.RevokeToken(ctx, "acme", "nope"), ErrNotFound)
+		require.NoError(t, db.RevokeToken(ctx, "acme", "grafana"))
+		_, err = db.LookupTokenHash(ctx, HashToken(tok))
+		require.ErrorIs(t, err, ErrNotFound)
+		require.ErrorIs(t, db.RevokeToken(ctx, "acme", "grafana"), ErrNotFound)
+		// The name is free again.
+		require.NoError(t, db.AddToken(ctx, "acme", ScopeRead, "grafana", SourceCLI, NewToken()))
+
+		// A config token may not take a name another source has.
+		err = db.SyncConfig(ctx, nil, []ConfigToken{{Org: "acme", Name: "grafana", Scope: ScopeRead, Value: NewToken()}})
+		require.ErrorContains(t, err, "token names are unique per organization")
+		err = db.SyncConfig(ctx, nil, []ConfigToken{{Org: "acme", Name: "x", Scope: ScopeRead, Value: NewToken()}, {Org: "acme", Name: "x", Scope: ScopeRead, Value: NewToken()}})
+		require.ErrorContains(t, err, "declares two tokens named")
+	})
+}
+
+// TestMigrationRenamesDuplicateTokenNames: a database from before token
+// names were unique keeps one token of each name; the others are renamed
+// deterministically, a config token keeping its name first.
+func TestMigrationRenamesDuplicateTokenNames(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db := open()
+		// Back to the schema before the unique index, with duplicates.
+		_, err := db.db.ExecContext(ctx, `DROP INDEX tokens_org_name`)
+		require.NoError(t, err)
+		_, err = db.db.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = ?`, len(migrations))
+		require.NoError(t, err)
+		require.NoError(t, db.CreateOrg(ctx, "acme"))
+		require.NoError(t, db.CreateOrg(ctx, "globex"))
+		for _, r := range []struct {
+			hash, org, name, source string
+			created                 int64
+		}{
+			{"aaaaaaaaaaaaaaaa", "acme", "cli", SourceCLI, 100},
+			{"bbbbbbbbbbbbbbbb", "acme", "cli", SourceCLI, 200},
+			{"0ccccccccccccccc", "acme", "cli", SourceCLI, 200},
+			{"dddddddddddddddd", "acme", "grafana", SourceCLI, 100},
+			{"eeeeeeeeeeeeeeee", "acme", "grafana", SourceConfig, 300},
+			{"ffffffffffffffff", "globex", "cli", SourceCLI, 500},
+		} {
+			_, err := db.db.ExecContext(ctx, `INSERT INTO tokens (hash, org, scope, name, source, created_at) VALUES (?, ?, 'read', ?, ?, ?)`, r.hash, r.org, r.name, r.source, r.created)
+			require.NoError(t, err)
+		}
+		require.NoError(t, db.migrate(ctx))
+		names := map[string]string{}
+		rows, err := db.db.QueryContext(ctx, `SELECT hash, name FROM tokens`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var h, n string
+			require.NoError(t, rows.Scan(&h, &n))
+			names[h] = n
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		require.Equal(t, map[string]string{
+			"aaaaaaaaaaaaaaaa": "cli",
+			"0ccccccccccccccc": "cli-0ccccccccccc",
+			"bbbbbbbbbbbbbbbb": "cli-bbbbbbbbbbbb",
+			"dddddddddddddddd": "grafana-dddddddddddd",
+			"eeeeeeeeeeeeeeee": "grafana",
+			"ffffffffffffffff": "cli",
+		}, names)
+		_, err = db.db.ExecContext(ctx, `INSERT INTO tokens (hash, org, scope, name, source, created_at) VALUES ('x', 'acme', 'read', 'cli', 'cli', 1)`)
+		require.True(t, db.db.d.isUnique(err), "%v", err)
+	})
 }

@@ -25,6 +25,9 @@ type EmbeddedOptions struct {
 	// OutOfOrderWindow is how far behind the newest sample of a series a
 	// sample may still be appended (change events need backfill).
 	OutOfOrderWindow time.Duration
+	// MaxExemplars is how many exemplars each organization keeps (a ring
+	// buffer in memory, written to the WAL); 0: none are kept.
+	MaxExemplars int64
 }
 
 // Embedded is a Backend with one Prometheus TSDB per organization.
@@ -78,6 +81,8 @@ func (e *Embedded) db(slug string) (*tsdb.DB, error) {
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = e.opts.Retention.Milliseconds()
 	opts.OutOfOrderTimeWindow = e.opts.OutOfOrderWindow.Milliseconds()
+	opts.EnableExemplarStorage = e.opts.MaxExemplars > 0
+	opts.MaxExemplars = e.opts.MaxExemplars
 	// As Prometheus does: blocks grow to a tenth of the retention, at most 31 days.
 	maxBlock := e.opts.Retention / 10
 	if maxBlock > 31*24*time.Hour {

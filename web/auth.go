@@ -15,7 +15,9 @@ import (
 	"github.com/tidemark/tidemark/storage"
 )
 
-// tokenCacheTTL bounds how long a removed token keeps working.
+// tokenCacheTTL bounds how long a removed token keeps working: a token
+// revoked through this process's admin API is refused at once, one revoked
+// elsewhere (the CLI, another replica) within this time.
 const tokenCacheTTL = 10 * time.Second
 
 // authState is what authentication reads: tokens, and organizations.
@@ -73,6 +75,17 @@ func (a *authenticator) lookup(ctx context.Context, token string) (state.TokenIn
 	a.cache[h] = cachedToken{info: info, expires: now.Add(tokenCacheTTL)}
 	a.mtx.Unlock()
 	return info, h, nil
+}
+
+// forget drops the cached lookups of an organization's token.
+func (a *authenticator) forget(org, name string) {
+	a.mtx.Lock()
+	defer a.mtx.Unlock()
+	for h, c := range a.cache {
+		if c.info.Org == org && c.info.Name == name {
+			delete(a.cache, h)
+		}
+	}
 }
 
 type tokenKey struct{}

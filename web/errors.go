@@ -87,6 +87,10 @@ func (h *Handler) api(style errorStyle, f apiFunc) http.Handler {
 			w.WriteHeader(http.StatusOK)
 			w.Write(v)
 		case withStatus:
+			if v.body == nil {
+				w.WriteHeader(v.code)
+				return
+			}
 			writeJSON(w, v.code, v.body)
 		default:
 			writeJSON(w, http.StatusOK, v)

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark/tidemark/client"
@@ -58,6 +60,19 @@ func matrixRoutes() []matrixRoute {
 		{name: "buildinfo", method: "GET", path: "/api/v1/status/buildinfo", scope: state.ScopeRead},
 		{name: "rules", method: "GET", path: "/api/v1/rules", scope: state.ScopeRead},
 		{name: "alerts", method: "GET", path: "/api/v1/alerts", scope: state.ScopeRead},
+		{name: "query_exemplars GET", method: "GET", path: "/api/v1/query_exemplars?query=up", scope: state.ScopeRead},
+		{name: "query_exemplars POST", method: "POST", path: "/api/v1/query_exemplars", body: form("query=up"), scope: state.ScopeRead},
+		{name: "format_query GET", method: "GET", path: "/api/v1/format_query?query=up", scope: state.ScopeRead},
+		{name: "format_query POST", method: "POST", path: "/api/v1/format_query", body: form("query=up"), scope: state.ScopeRead},
+		{name: "parse_query GET", method: "GET", path: "/api/v1/parse_query?query=up", scope: state.ScopeRead},
+		{name: "parse_query POST", method: "POST", path: "/api/v1/parse_query", body: form("query=up"), scope: state.ScopeRead},
+		{name: "status tsdb", method: "GET", path: "/api/v1/status/tsdb", scope: state.ScopeRead},
+		{name: "status flags", method: "GET", path: "/api/v1/status/flags", scope: state.ScopeRead},
+		{name: "status runtimeinfo", method: "GET", path: "/api/v1/status/runtimeinfo", scope: state.ScopeRead},
+		{name: "remote read", method: "POST", path: "/api/v1/read", scope: state.ScopeRead, body: func(t *testing.T, _ string) ([]byte, string) {
+			return remoteReadRequest(t, "up"), "application/x-protobuf"
+		}},
+		{name: "federate", method: "GET", path: "/federate?match[]=up", scope: state.ScopeRead},
 		{name: "remote write", method: "POST", path: "/api/v1/write", scope: state.ScopeWrite, body: func(t *testing.T, org string) ([]byte, string) {
 			return testutil.EncodeV1(t, []testutil.Series{{Labels: labels.FromStrings("__name__", "matrix_written", "by", org), Samples: []testutil.Sample{{T: now.UnixMilli(), V: 1}}}}), "application/x-protobuf"
 		}},
@@ -81,6 +96,10 @@ func matrixRoutes() []matrixRoute {
 			return []byte(`{"window":{"start":"now-10m","end":"now"},"record":false,"metrics":[{"name":"m","canary":"vector(1)","baseline":"vector(1)"}]}`), "application/json"
 		}},
 		{name: "analysis GET", method: "GET", path: "/analysis?start=now-10m&end=now&name=m&canary=vector(1)&baseline=vector(1)&record=false", events: true, scope: state.ScopeRead},
+		{name: "tokens GET", method: "GET", path: "/tokens", events: true, scope: state.ScopeAdmin},
+		{name: "tokens POST", method: "POST", path: "/tokens", events: true, scope: state.ScopeAdmin, body: func(_ *testing.T, org string) ([]byte, string) {
+			return []byte(`{"name":"matrix-` + org + `-` + strings.TrimPrefix(state.NewToken(), "tdm_")[:12] + `","scope":"read"}`), "application/json"
+		}},
 		{name: "annotations POST", method: "POST", path: "/api/annotations", root: true, scope: state.ScopeWrite, body: func(_ *testing.T, org string) ([]byte, string) {
 			return []byte(`{"tags":["matrix-` + org + `","by:` + org + `"]}`), "application/json"
 		}},
@@ -113,6 +132,19 @@ func matrixRoutes() []matrixRoute {
 			return []byte(fmt.Sprintf(`{"name":"matrix-%s","environmentName":"%s","changeNumber":7,"time":%d}`, org, org, now.UnixMilli())), "application/json"
 		}},
 	}
+}
+
+// remoteReadRequest is a snappy-compressed remote read request for the
+// series of one metric in the last hour, as Prometheus's remote_read sends.
+func remoteReadRequest(t *testing.T, metric string) []byte {
+	now := time.Now().UnixMilli()
+	req := prompb.ReadRequest{Queries: []*prompb.Query{{
+		StartTimestampMs: now - 3600_000, EndTimestampMs: now,
+		Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_EQ, Name: "__name__", Value: metric}},
+	}}}
+	b, err := req.Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, b)
 }
 
 func do(t *testing.T, method, u, token string, body []byte, ctype string) (int, []byte) {

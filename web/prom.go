@@ -56,6 +56,18 @@ var promRoutes = []promRoute{
 	{"GET", "/label/{name}/values", state.ScopeRead, remoteRead},
 	{"GET", "/metadata", state.ScopeRead, remoteRead},
 	{"GET", "/status/buildinfo", state.ScopeRead, local},
+	// Exemplars, query formatting and parsing, the organization's
+	// cardinality, flags, runtime, and remote read (promsurface.go).
+	{"GET", "/query_exemplars", state.ScopeRead, remoteRead},
+	{"POST", "/query_exemplars", state.ScopeRead, remoteRead},
+	{"GET", "/format_query", state.ScopeRead, local},
+	{"POST", "/format_query", state.ScopeRead, local},
+	{"GET", "/parse_query", state.ScopeRead, local},
+	{"POST", "/parse_query", state.ScopeRead, local},
+	{"GET", "/status/tsdb", state.ScopeRead, local},
+	{"GET", "/status/flags", state.ScopeRead, local},
+	{"GET", "/status/runtimeinfo", state.ScopeRead, local},
+	{"POST", "/read", state.ScopeRead, remoteRead},
 	{"GET", "/rules", state.ScopeRead, local},
 	{"GET", "/alerts", state.ScopeRead, local},
 	{"POST", "/write", state.ScopeWrite, remoteWrite},
@@ -101,7 +113,7 @@ func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions)
 
 // newPromAPI returns Prometheus's own v1 API over every organization's
 // storage, registered on a router under /api/v1.
-func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine *promql.Engine, routed storage.Routed, ready func(http.HandlerFunc) http.HandlerFunc, o promAPIOptions) http.Handler {
+func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine *promql.Engine, routed storage.Routed, ready func(http.HandlerFunc) http.HandlerFunc, o promAPIOptions, s promSurface) http.Handler {
 	cfg := config.DefaultConfig
 	rulesFor := func(ctx context.Context) v1.RulesRetriever {
 		if o.Rules != nil {
@@ -116,30 +128,30 @@ func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine *promql.E
 		cors = noCORS
 	}
 	api := v1.NewAPI(
-		engine, routed, routed, nil, // engine, queryable, appendable, no exemplar storage
+		engine, routed, s.appendable, s.exemplars, // engine, queryable, appendable (recording metadata), exemplars
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
-		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		s.targets, // one target per organization, holding the metadata writers sent
 		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
 		func() config.Config { return cfg },
-		map[string]string{},   // flags
+		s.flags,
 		v1.GlobalURLOptions{}, // global URL options
 		ready,
-		nil, "", // no TSDB admin stats, no data directory
+		s.stats, "", // the organization's TSDB statistics, no data directory
 		false, false, 0, // admin API, search API, search limit
 		logger.With("component", "api"),
 		rulesFor,
-		0, 0, 0, // remote read: not served
+		remoteReadSampleLimit, remoteReadConcurrency, remoteReadMaxBytesInFrame,
 		false, // not an agent
 		cors,
-		func() (v1.RuntimeInfo, error) { return v1.RuntimeInfo{}, nil },
+		s.runtime,
 		&v1.PrometheusVersion{Version: o.Version, GoVersion: runtime.Version()},
 		nil, nil, // no notifications
-		prometheus.NewRegistry(), reg, // gatherer (unused routes), registerer
+		s.stats, reg, // gatherer (the organization's head chunks for status/tsdb), registerer
 		nil,                                                                                      // default stats renderer
 		true, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, // remote write 1.0 and 2.0
 		true, false, false, // OTLP receiver; no delta conversion, no native delta
 		o.LookbackDelta,
-		false, false, // type-and-unit labels, append metadata
+		false, true, // no type-and-unit labels; pass remote write 2.0 metadata to the appendable
 		nil, nil, // error code override, feature registry
 		v1.OpenAPIOptions{},
 		nil,   // default PromQL parser
@@ -148,7 +160,7 @@ func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine *promql.E
 	)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
-	return router
+	return s.stats.serve(router)
 }
 
 // underAPIv1 serves h with the request path rewritten to start at /api/v1,

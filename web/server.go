@@ -19,6 +19,7 @@ import (
 	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
+	"github.com/tidemark/tidemark/storage/metadata"
 	"github.com/tidemark/tidemark/ui"
 )
 
@@ -57,6 +58,13 @@ type Options struct {
 	Rules       RulesSource
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
+	// Flags are the server's flags, for /api/v1/status/flags.
+	Flags map[string]string
+	// Retention is the storage's retention, for /api/v1/status/runtimeinfo.
+	Retention time.Duration
+	// Metadata keeps the metric metadata writers send; nil: a store with
+	// the default limit.
+	Metadata *metadata.Store
 	// Hooks returns an organization's webhook receiver settings; nil: none
 	// (GitHub, GitLab and LaunchDarkly deliveries are refused, and there
 	// are no generic hooks).
@@ -142,7 +150,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		h.engine = opts.QueryEngine
 	}
 	h.queryable = storage.Routed{Backend: opts.Backend}
-	promAPI := newPromAPI(logger, reg, localEngine, h.queryable, h.readyGate, po)
+	surface := newPromSurface(opts, h.queryable, opts.Gatherer)
+	promAPI := newPromAPI(logger, reg, localEngine, h.queryable, h.readyGate, po, surface)
 	orgPrefix := func(r *http.Request) int {
 		return len("/api/v4/organizations/" + r.PathValue("org") + "/prometheus")
 	}
@@ -156,6 +165,9 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 			api = h.readyGate(remoteWrite1(opts.Remote.WriteHandler(), storageStatus(promAPI)).ServeHTTP)
 		case rt.scope == state.ScopeWrite:
 			api = storageStatus(promAPI)
+		}
+		if rt.remote == remoteWrite {
+			api = surface.writeRoute(opts.Remote == nil, api)
 		}
 		h.handle(rt.method+" "+orgBase+"/api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(orgPrefix, api)))
 		h.handle(rt.method+" /api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(rootPrefix, api)))
@@ -192,6 +204,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		h.registerPprof()
 	}
 	h.registerSources(ev)
+	h.registerFederate()
+	h.registerTokens()
 	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/internal/testservices"
 	"github.com/tidemark/tidemark/internal/testutil"
 )
 
@@ -235,16 +237,53 @@ func TestAdminCommands(t *testing.T) {
 	require.Contains(t, out, "already exists")
 	code, out = tidemark(t, nil, "org", "create", "Not_Valid", "--storage.path", data)
 	require.Equal(t, 1, code, out)
-	code, out = tidemark(t, nil, "token", "create", "--org", "initech", "--scope", "read", "--name", "grafana", "--storage.path", data)
-	require.Equal(t, 0, code, out)
-	tok := strings.TrimSpace(out)
-	require.True(t, strings.HasPrefix(tok, "tdm_"))
+	tok := strings.TrimSpace(mustTidemark(t, "token", "create", "--org", "initech", "--scope", "read", "--name", "grafana", "--storage.path", data))
+	require.True(t, strings.HasPrefix(tok, "tdm_"), tok)
 	code, out = tidemark(t, nil, "token", "create", "--org", "nope", "--scope", "read", "--storage.path", data)
 	require.Equal(t, 1, code, out)
 
 	// The running server accepts the new token at once.
 	code, body := flaggerGet(t, srv.url+"/api/v4/organizations/initech/prometheus", tok, "vector(1)")
 	require.Equal(t, 200, code, "%v", body)
+
+	// Names are unique per organization; without --name each is new.
+	code, out = tidemark(t, nil, "token", "create", "--org", "initech", "--scope", "write", "--name", "grafana", "--storage.path", data)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, `has a token named "grafana"`)
+	for range 2 {
+		code, out = tidemark(t, nil, "token", "create", "--org", "initech", "--scope", "write", "--storage.path", data)
+		require.Equal(t, 0, code, out)
+		require.Contains(t, out, "created token cli-")
+	}
+	code, out = tidemark(t, nil, "org", "list", "--storage.path", data)
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "default\ninitech\n", out)
+	code, out = tidemark(t, nil, "token", "list", "--org", "initech", "--storage.path", data)
+	require.Equal(t, 0, code, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 4, out)
+	require.Regexp(t, `^NAME +SCOPE +SOURCE +CREATED$`, lines[0])
+	require.Regexp(t, `^cli-[0-9a-f]{8} +write +cli +\d{4}-`, lines[1])
+	require.Regexp(t, `^grafana +read +cli +\d{4}-\d\d-\d\dT`, lines[3])
+	require.NotContains(t, out, tok)
+	require.NotContains(t, out, "tdm_")
+
+	// Revoked: refused within the token cache's lifetime (10s).
+	code, out = tidemark(t, nil, "token", "revoke", "--org", "initech", "grafana", "--storage.path", data)
+	require.Equal(t, 0, code, out)
+	code, out = tidemark(t, nil, "token", "revoke", "--org", "initech", "grafana", "--storage.path", data)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, `has no token named "grafana"`)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _ = flaggerGet(t, srv.url+"/api/v4/organizations/initech/prometheus", tok, "vector(1)")
+		if code == 401 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	require.Equal(t, 401, code, "a revoked token still works after 15s")
+	tok = strings.TrimSpace(mustTidemark(t, "token", "create", "--org", "initech", "--scope", "read", "--name", "grafana", "--storage.path", data))
 
 	resp, err := http.Post(srv.url+"/api/v4/oauth/access_token", "application/json", strings.NewReader(`{"refresh_token":"`+tok+`"}`))
 	require.NoError(t, err)
@@ -261,6 +300,17 @@ func TestAdminCommands(t *testing.T) {
 	require.Equal(t, 401, resp.StatusCode)
 }
 
+// mustTidemark runs the binary, requires exit status 0, and returns what it
+// printed on standard output.
+func mustTidemark(t *testing.T, args ...string) string {
+	cmd := exec.Command(binary, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s", stderr.String())
+	return string(out)
+}
+
 // TestReadyMeansQueryable: after a restart, /-/ready answers 200 only once
 // every organization's storage is open, so the first query after ready
 // does not wait for a WAL replay.
@@ -274,4 +324,25 @@ func TestReadyMeansQueryable(t *testing.T) {
 	readyAt := strings.Index(srv.log.String(), "msg=ready")
 	openedAt := strings.Index(srv.log.String(), `msg="opened organization storage" component=storage org=acme`)
 	require.Greater(t, readyAt, openedAt, "ready was logged before the organization's storage was open:\n%s", srv.log)
+}
+
+// TestAdminCommandsPostgres: the same commands on a PostgreSQL state
+// database, as replicas share it.
+func TestAdminCommandsPostgres(t *testing.T) {
+	pg := testservices.Postgres(t)
+	dir := t.TempDir() // no SQLite database is made here
+	run := func(args ...string) string {
+		return mustTidemark(t, append(args, "--state.url", pg, "--storage.path", dir)...)
+	}
+	run("org", "create", "initech")
+	require.Equal(t, "initech\n", run("org", "list"))
+	tok := strings.TrimSpace(run("token", "create", "--org", "initech", "--scope", "admin", "--name", "ops"))
+	require.True(t, strings.HasPrefix(tok, "tdm_"), tok)
+	out := run("token", "list", "--org", "initech")
+	require.Regexp(t, `(?m)^ops +admin +cli +\d{4}-`, out)
+	require.NotContains(t, out, tok)
+	run("token", "revoke", "--org", "initech", "ops")
+	require.NotContains(t, run("token", "list", "--org", "initech"), "ops")
+	_, err := os.Stat(filepath.Join(dir, "state.db"))
+	require.True(t, os.IsNotExist(err), "no SQLite database with --state.url")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -43,6 +44,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("web.max-request-bytes", "Largest request body accepted (413 beyond it).").Default(units.Base2Bytes(o.MaxRequestBytes).String()).BytesVar(&c.maxRequestBytes)
 	durationFlag(f("web.shutdown-timeout", "How long a shutdown waits for in-flight requests.").Default(durationString(o.ShutdownTimeout)), &o.ShutdownTimeout)
 	f("web.cors.origin", `Regexp of the Origins whose browsers may call the Prometheus API (e.g. 'https?://grafana\.example\.com'); empty: CORS off.`).Default(o.CORSOrigin).StringVar(&o.CORSOrigin)
+	f("web.config.file", "Web configuration file in Prometheus's format (TLS, client certificates, HTTP headers; see docs/tls.md), read again for each connection; empty: plain HTTP.").Default(o.WebConfigFile).StringVar(&o.WebConfigFile)
 	f("debug.pprof", "Serve Go's runtime profiles under /debug/pprof/ to admin tokens.").Default(strconv.FormatBool(o.Pprof)).BoolVar(&o.Pprof)
 	f("limits.max-series-per-org", "Most active series an organization may have; writes that would create more are refused (400). 0: no limit.").Default(strconv.FormatUint(o.MaxSeriesPerOrg, 10)).Uint64Var(&o.MaxSeriesPerOrg)
 	f("limits.token-requests-per-second", "Requests per second each token may send; more are refused with 429 and Retry-After. 0: no limit.").Default(strconv.FormatFloat(o.TokenRequestsPerSecond, 'g', -1, 64)).Float64Var(&o.TokenRequestsPerSecond)
@@ -56,6 +58,8 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	durationFlag(f("leases.ttl", "How long an organization's lease (its active series, rules and alerts) lasts unless its holder renews it; a dead holder's work moves within this and one renew interval.").Default(durationString(lease.DefaultTTL)), &o.LeaseTTL)
 	durationFlag(f("leases.renew-interval", "How often leases are renewed, and free ones taken; well under --leases.ttl.").Default(durationString(lease.DefaultRenew)), &o.LeaseRenew)
 	f("state.url", "State database: empty for SQLite in --storage.path, or postgres://user@host:5432/db for PostgreSQL shared by replicas.").Default(o.StateURL).StringVar(&o.StateURL)
+	f("storage.max-exemplars", "Exemplars each organization keeps (from remote write and OTLP; in memory and the WAL); 0: none.").Default(strconv.FormatInt(o.MaxExemplars, 10)).Int64Var(&o.MaxExemplars)
+	f("storage.max-metadata-families", "Metric families each organization keeps metadata (type, help, unit) of, for /api/v1/metadata.").Default(strconv.Itoa(o.MaxMetadataFamilies)).IntVar(&o.MaxMetadataFamilies)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default(durationString(o.Retention)), &o.Retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default(durationString(o.OutOfOrderWindow)), &o.OutOfOrderWindow)
 	f("config.file", "Optional YAML configuration file (organizations, tokens, alerting, webhook receivers, traffic shifts).").StringVar(&c.configFile)
@@ -75,6 +79,19 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	return c
 }
 
+// redactPassword hides the password of a URL (--state.url may hold one).
+func redactPassword(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		return u.String()
+	}
+	return v
+}
+
 func durationString(d time.Duration) string { return model.Duration(d).String() }
 
 // options are the server's options from the flags and the config file.
@@ -82,6 +99,11 @@ func (c *serveCmd) options() (server.Options, error) {
 	o := c.opts
 	o.Version = version
 	o.MaxRequestBytes = int64(c.maxRequestBytes)
+	// /api/v1/status/flags shows them, as Prometheus shows its own.
+	o.Flags = map[string]string{}
+	for _, fl := range c.cmd.Model().Flags {
+		o.Flags[fl.Name] = redactPassword(fl.Value.String())
+	}
 	for _, n := range strings.Split(c.compatNames, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.Events.CompatMetricNames = append(o.Events.CompatMetricNames, n)

@@ -5,6 +5,7 @@ package testutil
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,10 +20,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Series is a series to write: its labels (with __name__) and samples.
+// Series is a series to write: its labels (with __name__) and samples,
+// and optionally exemplars and metadata.
 type Series struct {
-	Labels  labels.Labels
-	Samples []Sample
+	Labels    labels.Labels
+	Samples   []Sample
+	Exemplars []Exemplar
+	// Type, Help and Unit are the series' metadata: remote write 2.0 sends
+	// them with the series (Type gauge when empty), 1.0 as a metadata
+	// record of the metric family Family (the metric name when empty) when
+	// Type is set.
+	Type, Help, Unit, Family string
+}
+
+// Exemplar is one exemplar of a series.
+type Exemplar struct {
+	Labels labels.Labels
+	T      int64 // milliseconds
+	V      float64
 }
 
 // Sample is one float sample.
@@ -69,7 +84,24 @@ func EncodeV1(t testing.TB, series []Series) []byte {
 		for _, smp := range s.Samples {
 			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: smp.T, Value: smp.V})
 		}
+		for _, e := range s.Exemplars {
+			pe := prompb.Exemplar{Timestamp: e.T, Value: e.V}
+			e.Labels.Range(func(l labels.Label) {
+				pe.Labels = append(pe.Labels, prompb.Label{Name: l.Name, Value: l.Value})
+			})
+			ts.Exemplars = append(ts.Exemplars, pe)
+		}
 		req.Timeseries = append(req.Timeseries, ts)
+		if s.Type != "" {
+			fam := s.Family
+			if fam == "" {
+				fam = s.Labels.Get(model.MetricNameLabel)
+			}
+			req.Metadata = append(req.Metadata, prompb.MetricMetadata{
+				Type:             prompb.MetricMetadata_MetricType(prompb.MetricMetadata_MetricType_value[strings.ToUpper(s.Type)]),
+				MetricFamilyName: fam, Help: s.Help, Unit: s.Unit,
+			})
+		}
 	}
 	b, err := req.Marshal()
 	require.NoError(t, err)
@@ -81,9 +113,22 @@ func EncodeV2(t testing.TB, series []Series) []byte {
 	st := writev2.NewSymbolTable()
 	req := writev2.Request{}
 	for _, s := range series {
-		ts := writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(s.Labels, nil), Metadata: writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE}}
+		md := writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE}
+		if s.Type != "" {
+			md.Type = writev2.Metadata_MetricType(writev2.Metadata_MetricType_value["METRIC_TYPE_"+strings.ToUpper(s.Type)])
+		}
+		if s.Help != "" {
+			md.HelpRef = st.Symbolize(s.Help)
+		}
+		if s.Unit != "" {
+			md.UnitRef = st.Symbolize(s.Unit)
+		}
+		ts := writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(s.Labels, nil), Metadata: md}
 		for _, smp := range s.Samples {
 			ts.Samples = append(ts.Samples, writev2.Sample{Timestamp: smp.T, Value: smp.V})
+		}
+		for _, e := range s.Exemplars {
+			ts.Exemplars = append(ts.Exemplars, writev2.Exemplar{LabelsRefs: st.SymbolizeLabels(e.Labels, nil), Timestamp: e.T, Value: e.V})
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
