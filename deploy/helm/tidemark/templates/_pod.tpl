@@ -1,9 +1,12 @@
 {{/*
-The server's pod template.
+The server's pod template, shared by the StatefulSet (storage.backend
+embedded) and the Deployment (storage.backend remote).
 */}}
 {{- define "tidemark.podTemplate" -}}
 {{- $tokens := include "tidemark.tokens" . | fromYamlArray }}
-{{- $memoryLimit := dig "limits" "memory" "" (.Values.resources | default dict) -}}
+{{- $memoryLimit := dig "limits" "memory" "" (.Values.resources | default dict) }}
+{{- $remote := eq (include "tidemark.backend" .) "remote" }}
+{{- $state := include "tidemark.state" . | fromYaml -}}
 metadata:
   annotations:
     # The server reads its config file and tokens on start: roll the pod
@@ -11,6 +14,9 @@ metadata:
     checksum/config: {{ include "tidemark.config" . | sha256sum }}
     {{- if and $tokens (not .Values.existingSecret) }}
     checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
+    {{- end }}
+    {{- if and $state (not (.Values.state | default dict).existingSecret) }}
+    checksum/state: {{ include (print $.Template.BasePath "/state-secret.yaml") . | sha256sum }}
     {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
@@ -46,15 +52,39 @@ spec:
         - serve
         - --web.listen-address=:9470
         - --storage.path=/data
+        {{- if $remote }}
+        {{- with .Values.storage.remote }}
+        - --storage.backend=remote
+        - {{ printf "--storage.remote.write-url=%s" .writeURL | quote }}
+        - {{ printf "--storage.remote.query-url=%s" .queryURL | quote }}
+        - {{ printf "--storage.remote.tenant-header=%s" .tenantHeader | quote }}
+        - {{ printf "--storage.remote.timeout=%v" .timeout | quote }}
+        {{- end }}
+        - {{ printf "--leases.ttl=%v" .Values.leases.ttl | quote }}
+        - {{ printf "--leases.renew-interval=%v" .Values.leases.renewInterval | quote }}
+        {{- else }}
         - --storage.retention={{ .Values.retention }}
+        {{- end }}
+        {{- if $state }}
+        # Kubernetes expands $(TIDEMARK_STATE_URL) from the Secret: the URL
+        # and its password are in no manifest.
+        - --state.url=$(TIDEMARK_STATE_URL)
+        {{- end }}
         - --config.file={{ include "tidemark.configDir" . }}/{{ include "tidemark.configFileName" . }}
         - --log.format={{ .Values.log.format }}
         - --log.level={{ .Values.log.level }}
         {{- range .Values.extraArgs }}
         - {{ . | quote }}
         {{- end }}
-      {{- if or $memoryLimit .Values.extraEnv }}
+      {{- if or $memoryLimit $state .Values.extraEnv }}
       env:
+        {{- if $state }}
+        - name: TIDEMARK_STATE_URL
+          valueFrom:
+            secretKeyRef:
+              name: {{ $state.secret }}
+              key: {{ $state.key }}
+        {{- end }}
         {{- if $memoryLimit }}
         - name: GOMEMLIMIT
           valueFrom:
@@ -119,7 +149,11 @@ spec:
     {{- end }}
     - name: tmp
       emptyDir: {}
-    {{- if not .Values.persistence.enabled }}
+    {{- if or $remote (not .Values.persistence.enabled) }}
+    {{- if $remote }}
+    # Nothing under /data needs to survive the pod: the samples are in the
+    # remote engine and the state in PostgreSQL.
+    {{- end }}
     - name: data
       emptyDir: {}
     {{- end }}
@@ -127,9 +161,12 @@ spec:
   nodeSelector:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .Values.affinity }}
+  {{- if .Values.affinity }}
   affinity:
-    {{- toYaml . | nindent 4 }}
+    {{- toYaml .Values.affinity | nindent 4 }}
+  {{- else if and $remote .Values.podAntiAffinityPreset }}
+  affinity:
+    {{- include "tidemark.podAntiAffinity" . | nindent 4 }}
   {{- end }}
   {{- with .Values.tolerations }}
   tolerations:
