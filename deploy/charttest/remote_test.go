@@ -532,3 +532,24 @@ func TestRenderRefusesRemoteWithoutSchema(t *testing.T) {
 	}
 }
 
+// TestReadmeRemoteExamples renders the chart README's scale-out examples, so
+// that they stay values the chart accepts.
+func TestReadmeRemoteExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
+	require.NoError(t, err)
+	var examples []string
+	for _, block := range strings.Split(string(b), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if strings.Contains(block, "backend: remote") {
+			examples = append(examples, block)
+		}
+	}
+	require.Len(t, examples, 2, "the Mimir and the Cortex example")
+	for _, values := range examples {
+		r := render(t, values)
+		d := one[*appsv1.Deployment](t, r)
+		checkRemotePod(t, r, d)
+		require.Empty(t, all[*appsv1.StatefulSet](r))
+		serverConfig(t, r, d.Spec.Template.Spec)
+	}
+}
