@@ -19,6 +19,7 @@ import (
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -53,6 +54,12 @@ type rendered struct {
 // cluster), with the given values over the chart's defaults.
 func renderChart(t *testing.T, valuesYAML string) (*release.Release, error) {
 	t.Helper()
+	return renderChartWith(t, valuesYAML, func(*action.Install) {})
+}
+
+// renderChartWith is renderChart with the install action adjusted by opt.
+func renderChartWith(t *testing.T, valuesYAML string, opt func(*action.Install)) (*release.Release, error) {
+	t.Helper()
 	chrt, err := loader.Load(chartDir)
 	require.NoError(t, err)
 	vals, err := chartutil.ReadValues([]byte(valuesYAML))
@@ -67,6 +74,7 @@ func renderChart(t *testing.T, valuesYAML string) (*release.Release, error) {
 	install.Namespace = namespace
 	install.KubeVersion, err = chartutil.ParseKubeVersion(kubeVersion)
 	require.NoError(t, err)
+	opt(install)
 	return install.Run(chrt, vals)
 }
 
@@ -80,6 +88,7 @@ func render(t *testing.T, valuesYAML string) *rendered {
 	scheme := runtime.NewScheme()
 	require.NoError(t, corev1.AddToScheme(scheme))
 	require.NoError(t, appsv1.AddToScheme(scheme))
+	require.NoError(t, policyv1.AddToScheme(scheme))
 	codec := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
 		kjson.SerializerOptions{Yaml: true, Strict: true})
 
@@ -731,6 +740,10 @@ serviceMonitor: {enabled: true}
 persistence: {enabled: false}
 resources: {limits: {memory: 1Gi}}
 podAnnotations: {example.com/team: observability}
+`,
+		"remote": remoteValues + remoteTenants + `
+serviceMonitor: {enabled: true}
+watcher: {enabled: true}
 `,
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -79,6 +79,48 @@ Name of the Secret holding the tokens: existingSecret, or the chart's own.
 {{- .Values.existingSecret | default (printf "%s-tokens" (include "tidemark.fullname" .) | trunc 63 | trimSuffix "-") }}
 {{- end }}
 
+{{/*
+Where samples live: "embedded" (a StatefulSet of one with its volume) or
+"remote" (a Deployment of stateless replicas on a remote engine).
+*/}}
+{{- define "tidemark.backend" -}}
+{{- dig "backend" "embedded" (.Values.storage | default dict) }}
+{{- end }}
+
+{{/* The workload's kind, as kubectl names it. */}}
+{{- define "tidemark.workload" -}}
+{{- if eq (include "tidemark.backend" .) "remote" }}deployment{{ else }}statefulset{{ end }}
+{{- end }}
+
+{{/*
+The Secret key holding the state database's URL, as YAML {secret, key}, or
+nothing when the state is SQLite in the data directory.
+*/}}
+{{- define "tidemark.state" -}}
+{{- $s := .Values.state | default dict }}
+{{- if $s.existingSecret }}
+{{- toYaml (dict "secret" $s.existingSecret "key" ($s.existingSecretKey | default "url")) }}
+{{- else if $s.url }}
+{{- toYaml (dict "secret" (printf "%s-state" (include "tidemark.fullname" .) | trunc 63 | trimSuffix "-") "key" "url") }}
+{{- end }}
+{{- end }}
+
+{{/*
+The replicas' anti-affinity (podAntiAffinityPreset): soft prefers, hard
+requires, one replica per node.
+*/}}
+{{- define "tidemark.podAntiAffinity" -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "tidemark.selectorLabels" . | fromYaml)) -}}
+podAntiAffinity:
+{{- if eq .Values.podAntiAffinityPreset "hard" }}
+  requiredDuringSchedulingIgnoredDuringExecution:
+    {{- toYaml (list $term) | nindent 4 }}
+{{- else }}
+  preferredDuringSchedulingIgnoredDuringExecution:
+    {{- toYaml (list (dict "weight" 100 "podAffinityTerm" $term)) | nindent 4 }}
+{{- end }}
+{{- end }}
+
 {{/* Paths in the container. */}}
 {{- define "tidemark.configDir" -}}/etc/tidemark/config{{- end }}
 {{- define "tidemark.configFileName" -}}tidemark.yml{{- end }}
@@ -148,7 +190,9 @@ The server's config file.
       {{- $declared = append $declared (dict "name" .name "scope" .scope "value_file" (printf "%s/%s" $mount .key)) }}
     {{- end }}
   {{- end }}
-  {{- $orgs = append $orgs (dict "slug" $slug "tokens" $declared) }}
+  {{- $o := dict "slug" $slug "tokens" $declared }}
+  {{- with .tenant }}{{ $_ := set $o "tenant" (toString .) }}{{ end }}
+  {{- $orgs = append $orgs $o }}
 {{- end }}
 {{- $cfg := deepCopy (.Values.extraConfig | default dict) }}
 {{- $_ := set $cfg "organizations" $orgs }}
