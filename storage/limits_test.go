@@ -29,7 +29,10 @@ type preparingAppender struct{ p preparing }
 func (a *preparingAppender) Append(promstorage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, promstorage.AOptions) (promstorage.SeriesRef, error) {
 	return 1, nil
 }
-func (a *preparingAppender) Prepare() (bool, error) { *a.p.prepared++; return a.p.fail == nil, a.p.fail }
+func (a *preparingAppender) Prepare() (bool, error) {
+	*a.p.prepared++
+	return a.p.fail == nil, a.p.fail
+}
 func (a *preparingAppender) Commit() error   { return nil }
 func (a *preparingAppender) Rollback() error { return nil }
 
