@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,8 +86,6 @@ const acceptedFields = "event_name, event_state, timestamp, attributes, value, i
 
 // Label names that attributes cannot use: they are set by Tidemark.
 var reservedLabels = map[string]bool{labels.MetricName: true, "event_name": true, "event_state": true}
-
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // Decode parses a request body holding one change event (a JSON object) or a
 // JSON array of them, and validates them with Validate. now is the time the

@@ -242,7 +242,7 @@ func (v *validator) validate(now time.Time, lim Limits) (Event, error) {
 	sort.Strings(names)
 	for _, name := range names {
 		field := "attributes." + name
-		if !labelNameRE.MatchString(name) || strings.HasPrefix(name, "__") {
+		if !model.LegacyValidation.IsValidLabelName(name) || strings.HasPrefix(name, "__") {
 			return v.fail(field, "", "is not a valid label name", "names matching [a-zA-Z_][a-zA-Z0-9_]* not starting with __")
 		}
 		if reservedLabels[name] {

@@ -172,3 +172,24 @@ func logged(row state.EventRow, lbls labels.Labels) Logged {
 	}
 	return l
 }
+
+// Open returns the open starts of an organization that match every
+// matcher (as List's), in the order they were written. Open starts are few
+// (one per running change), so all of them are read.
+func (s *Service) Open(ctx context.Context, org string, ms []*labels.Matcher) ([]Logged, error) {
+	rows, err := s.log.OpenEvents(ctx, state.OpenQuery{Orgs: []string{org}})
+	if err != nil {
+		return nil, err
+	}
+	out := []Logged{}
+	for _, row := range rows {
+		lbls, err := rowLabels(row)
+		if err != nil {
+			return nil, err
+		}
+		if matches(ms, row, lbls) {
+			out = append(out, logged(row, lbls))
+		}
+	}
+	return out, nil
+}

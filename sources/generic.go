@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/theory/jsonpath"
 
 	"github.com/tidemark/tidemark/events"
@@ -63,8 +64,6 @@ type value struct {
 
 var genericNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 // NewGeneric checks and compiles a spec. Its errors name the field
 // ("labels.service") and what is accepted.
 func NewGeneric(spec GenericSpec) (*Generic, error) {
@@ -113,7 +112,7 @@ func NewGeneric(spec GenericSpec) (*Generic, error) {
 	}
 	for _, k := range sortedKeys(spec.Labels) {
 		field := "labels." + k
-		if !labelNameRE.MatchString(k) || strings.HasPrefix(k, "__") || k == "event_name" || k == "event_state" {
+		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") || k == "event_name" || k == "event_state" {
 			return nil, fmt.Errorf("%s: %q is not a label name Tidemark accepts; accepted: [a-zA-Z_][a-zA-Z0-9_]*, not starting with __, not event_name or event_state", field, k)
 		}
 		if g.labels[k], err = compile(field, spec.Labels[k]); err != nil {

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/tidemark/tidemark/events"
 )
 
@@ -29,13 +29,11 @@ const DefaultAnnotationName = "annotation"
 
 const annotationSource = "annotation"
 
-var tagKeyRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 // SplitTag returns key and value of a "key:value" tag whose key is a valid
 // label name; ok is false for a plain tag.
 func SplitTag(tag string) (key, value string, ok bool) {
 	k, v, found := strings.Cut(tag, ":")
-	if !found || v == "" || !tagKeyRE.MatchString(k) || strings.HasPrefix(k, "__") {
+	if !found || v == "" || !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
 		return "", "", false
 	}
 	return k, v, true

@@ -295,18 +295,36 @@ func (t *eventTx) ExpireOpen(seq int64) error {
 	return err
 }
 
-// OpenStarts implements EventTx. PostgreSQL locks the rows (FOR UPDATE);
-// SQLite's write transactions exclude each other already.
-func (t *eventTx) OpenStarts(q OpenQuery) ([]EventRow, error) {
+// OpenEvents implements EventLog.
+func (s *DB) OpenEvents(ctx context.Context, q OpenQuery) ([]EventRow, error) {
+	where, args := openWhere(q)
+	if where == "" {
+		return nil, nil
+	}
+	return queryEvents(ctx, s.db, `WHERE `+where+` ORDER BY seq`, args...)
+}
+
+// openWhere is the condition of an OpenQuery; "" selects nothing.
+func openWhere(q OpenQuery) (string, []any) {
 	where, args := orgsWhere(`open = 1`, q.Orgs)
 	if q.Names != nil {
 		if len(q.Names) == 0 {
-			return nil, nil
+			return "", nil
 		}
 		where += ` AND name IN (?` + strings.Repeat(`, ?`, len(q.Names)-1) + `)`
 		for _, n := range q.Names {
 			args = append(args, n)
 		}
+	}
+	return where, args
+}
+
+// OpenStarts implements EventTx. PostgreSQL locks the rows (FOR UPDATE);
+// SQLite's write transactions exclude each other already.
+func (t *eventTx) OpenStarts(q OpenQuery) ([]EventRow, error) {
+	where, args := openWhere(q)
+	if where == "" {
+		return nil, nil
 	}
 	rows, err := queryEvents(t.ctx, t.tx, `WHERE `+where+` ORDER BY seq`+t.tx.d.forUpdate, args...)
 	if err != nil {

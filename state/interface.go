@@ -124,6 +124,9 @@ type EventLog interface {
 	UncommittedEvents(ctx context.Context, q UncommittedQuery) ([]EventRow, error)
 	// OpenCount is the number of open starts of every organization.
 	OpenCount(ctx context.Context) (int, error)
+	// OpenEvents returns the open starts q selects, in seq order, without
+	// locking them (EventTx.OpenStarts locks).
+	OpenEvents(ctx context.Context, q OpenQuery) ([]EventRow, error)
 	// ListEvents returns committed rows of one organization, newest first.
 	ListEvents(ctx context.Context, q EventQuery) ([]EventRow, error)
 	// EventBySeq returns one row, or ErrNotFound.

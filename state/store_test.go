@@ -108,6 +108,14 @@ func TestStoreEventLog(t *testing.T) {
 			require.Greater(t, again.Seq, point.Seq+2, "seqs are taken outside the transaction: its rollback leaves a gap")
 		}
 
+		oe, err := db.OpenEvents(ctx, OpenQuery{Orgs: []string{"acme"}})
+		require.NoError(t, err)
+		require.Len(t, oe, 1)
+		require.Equal(t, start.Seq, oe[0].Seq)
+		oe, err = db.OpenEvents(ctx, OpenQuery{Orgs: []string{"acme"}, Names: []string{}})
+		require.NoError(t, err)
+		require.Empty(t, oe)
+
 		tx, err := db.BeginEvents(ctx)
 		require.NoError(t, err)
 		open1, err := tx.OpenStarts(OpenQuery{Orgs: []string{"acme"}, Names: []string{"deploy"}})

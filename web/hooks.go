@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/sources"
 	"github.com/tidemark/tidemark/storage"
 )
@@ -49,23 +48,17 @@ func (a *eventsAPI) argoRolloutsHook(r *http.Request) (any, error) {
 // openOf returns the open events of a rollout: <rollout> and its stages.
 func (a *eventsAPI) openOf(r *http.Request, org string, n sources.RolloutNotification) ([]sources.OpenEvent, error) {
 	nameRE, base := n.OpenSelector()
-	ms := []*labels.Matcher{
-		labels.MustNewMatcher(labels.MatchRegexp, "event_name", nameRE),
-		labels.MustNewMatcher(labels.MatchEqual, "event_state", string(events.StateStart)),
-	}
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "event_name", nameRE)}
 	for k, v := range base {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, k, v))
 	}
-	since := a.now().Add(-a.svc.MaxDuration()).UnixMilli()
-	res, err := a.svc.List(r.Context(), events.ListQuery{Org: org, Start: since, End: a.now().UnixMilli() + 1, Matchers: ms, Limit: maxListLimit})
+	evs, err := a.svc.Open(r.Context(), org, ms)
 	if err != nil {
 		return nil, err
 	}
 	var open []sources.OpenEvent
-	for _, e := range res.Events {
-		if e.Open {
-			open = append(open, sources.OpenEvent{Name: e.Name, Labels: e.Labels})
-		}
+	for _, e := range evs {
+		open = append(open, sources.OpenEvent{Name: e.Name, Labels: e.Labels})
 	}
 	return open, nil
 }

@@ -200,3 +200,38 @@ func TestArgoRolloutsHook(t *testing.T) {
 	require.Equal(t, 400, code)
 	require.True(t, strings.Contains(string(resp), `field \"weight\"`), "%s", resp)
 }
+
+// TestArgoRolloutsHookBehindManyStarts: a rollout's open events are found
+// however many of its other stages started since (the receiver asks the
+// log for open events, not for the newest starts).
+func TestArgoRolloutsHookBehindManyStarts(t *testing.T) {
+	st := newTestStack(t)
+	wtok := st.tokens["acme"][state.ScopeWrite]
+	hook := st.url + "/api/v4/organizations/acme/hooks/argo-rollouts"
+	code, resp := do(t, "POST", hook, wtok, []byte(`{"rollout":"sample-app","namespace":"prod","trigger":"on-rollout-updated","phase":"Progressing","weight":"20"}`), "application/json")
+	require.Equal(t, 200, code, "%s", resp)
+	// 1200 stages of the same rollout's name, started and stopped since.
+	var b strings.Builder
+	for batch := range 4 {
+		b.Reset()
+		b.WriteByte('[')
+		for i := range 300 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			n := batch*300 + i
+			fmt.Fprintf(&b, `{"event_name":"sample-app-x%d","id":"s%d","attributes":{"rollout":"sample-app","namespace":"prod"}},{"event_name":"sample-app-x%d","id":"e%d","event_state":"stop","attributes":{"rollout":"sample-app","namespace":"prod"}}`, n, n, n, n)
+		}
+		b.WriteByte(']')
+		code, resp = do(t, "PUT", st.url+"/api/v4/organizations/acme/change_events", wtok, []byte(b.String()), "application/json")
+		require.Equal(t, 200, code, "%s", resp)
+	}
+	code, resp = do(t, "POST", hook, wtok, []byte(`{"rollout":"sample-app","namespace":"prod","trigger":"on-rollout-completed","phase":"Healthy","weight":"100"}`), "application/json")
+	require.Equal(t, 200, code, "%s", resp)
+	for _, e := range listEvents(t, st, "acme", client.ListQuery{Name: "sample-app", Limit: 10}) {
+		require.False(t, e.Open, "%s is still open", e.Name)
+	}
+	for _, e := range listEvents(t, st, "acme", client.ListQuery{Name: "sample-app-20", Limit: 10}) {
+		require.False(t, e.Open, "%s is still open", e.Name)
+	}
+}
