@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tidemark/tidemark/impact"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 )
@@ -24,6 +25,11 @@ type Config struct {
 	Organizations []Organization `yaml:"organizations"`
 	Alerting      Alerting       `yaml:"alerting"`
 	Hooks         Hooks          `yaml:"hooks"`
+	Impact        *Impact        `yaml:"impact"`
+
+	// impact are the checked impact settings by organization, "" for the
+	// top level (impact.go).
+	impact map[string]*impact.Settings
 }
 
 // Organization declares an organization, its tokens and its own webhook
@@ -35,6 +41,8 @@ type Organization struct {
 	// (--storage.backend=remote); empty: its slug.
 	Tenant string `yaml:"tenant"`
 	Hooks  *Hooks `yaml:"hooks"`
+	// Impact overrides the top-level impact settings (impact.go).
+	Impact *Impact `yaml:"impact"`
 }
 
 // Token declares a token. Exactly one of Value and ValueFile is set; a
@@ -78,6 +86,9 @@ func Parse(b []byte, baseDir string) (*Config, error) {
 		return nil, fmt.Errorf("alerting.%w", err)
 	}
 	if err := c.resolveHooks(baseDir); err != nil {
+		return nil, err
+	}
+	if err := c.resolveImpact(); err != nil {
 		return nil, err
 	}
 	return c, nil

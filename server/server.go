@@ -24,6 +24,7 @@ import (
 	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/impact"
 	"github.com/tidemark/tidemark/lease"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
@@ -46,6 +47,7 @@ type Server struct {
 	leases   *lease.Manager
 	backend  storage.Backend
 	events   *events.Service
+	impact   *impact.Service
 	rules    *alerting.Manager
 	senders  []alertSender
 	handler  *web.Handler
@@ -151,6 +153,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		// Another replica's write may be in flight for this long.
 		evOpts.ReplayGrace = time.Minute
 	}
+	evOpts.Impacts = s.db
 	s.events = events.NewService(logger.With("component", "events"), reg, s.db, s.backend, evOpts)
 
 	if s.senders, err = alertSenders(logger, reg, alertCfg); err != nil {
@@ -165,6 +168,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 	if rb != nil {
 		engine = rb.QueryEngine()
 	}
+	s.impact = newImpact(logger, reg, opts, s.db, s.backend, engine)
+	s.leases.AddWorker(s.impact)
 	s.rules, err = alerting.New(logger.With("component", "rules"), reg, alerting.Options{
 		Engine:             engine,
 		Store:              s.db,
@@ -210,6 +215,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		State:                  s.db,
 		Backend:                s.backend,
 		Events:                 s.events,
+		Impact:                 s.impact,
 		Rules:                  s.rules.Retriever,
 		Gatherer:               gatherer,
 	}
@@ -347,9 +353,29 @@ func (s *Server) Run(ctx context.Context) error {
 			close(rulesDone)
 		})
 	}
+	impactDone := make(chan struct{})
 	{
-		// The leases: renewed until the rules have stopped, then given
-		// up, so that another process takes the organizations at once.
+		// Impact scoring: from recovery on, stopped with the rules.
+		stop := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-recovered:
+			case <-stop:
+				return nil
+			}
+			s.impact.Run()
+			return nil
+		}, func(error) {
+			<-httpDone
+			close(stop)
+			s.impact.Stop()
+			close(impactDone)
+		})
+	}
+	{
+		// The leases: renewed until the rules and the scoring have
+		// stopped, then given up, so that another process takes the
+		// organizations at once.
 		lctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		g.Add(func() error {
@@ -364,6 +390,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		}, func(error) {
 			<-rulesDone
+			<-impactDone
 			cancel()
 			<-done
 		})

@@ -54,7 +54,10 @@ type Options struct {
 	// judge); nil: Prometheus's engine over Backend.
 	QueryEngine promql.QueryEngine
 	Events      *events.Service
-	Rules       RulesSource
+	// Impact scores events on demand (POST .../impact); nil: the route
+	// is not served.
+	Impact ImpactScorer
+	Rules  RulesSource
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Hooks returns an organization's webhook receiver settings; nil: none
@@ -192,6 +195,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		h.registerPprof()
 	}
 	h.registerSources(ev)
+	h.registerImpact()
 	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})))
