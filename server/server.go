@@ -191,7 +191,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 			MatchLabels: alertCfg.ChangeContext.MatchLabels,
 			MaxEvents:   alertCfg.ChangeContext.MaxEvents,
 		},
-		Owns: s.leases.Holds,
+		Impact: s.impact.ImpactOf,
+		Owns:   s.leases.Holds,
 	})
 	if err != nil {
 		return nil, err
