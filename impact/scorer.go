@@ -61,7 +61,8 @@ func NewScorer(engine promql.QueryEngine, queryable promstorage.Queryable) *Scor
 // Score scores c in org as of now: each signal's query with c's match
 // labels as matchers, over [Time-Before, Time] against (Time, AfterEnd].
 // Before AfterEnd it scores what has passed of the after window and marks
-// the impact provisional. An error is the engine's, for a query that may
+// the impact provisional; while that is too short for MinPoints values a
+// range apart, the values are Step apart. An error is the engine's, for a query that may
 // work when tried again (storage unavailable, timeouts); a query the
 // engine refuses leaves its signal without data, the reason saying why.
 func (sc *Scorer) Score(ctx context.Context, org string, s *Settings, c Change, now time.Time) (*events.Impact, error) {
@@ -75,7 +76,13 @@ func (sc *Scorer) Score(ctx context.Context, org string, s *Settings, c Change, 
 	failed := make([]error, len(s.Signals))
 	for i := range s.Signals {
 		sig := &s.Signals[i]
-		v, err := sc.values(ctx, s, sig, c, end)
+		sp := sig.spacing
+		if provisional && (end-c.Time)/sp.Milliseconds() < int64(s.MinPoints) {
+			// Too early for points a range apart: closer ones rank an
+			// alert's suspects, though they overstate significance.
+			sp = s.Step
+		}
+		v, err := sc.values(ctx, s, sig, c, end, sp)
 		if err != nil {
 			if transient(err) {
 				return nil, fmt.Errorf("signal %q: %w", sig.Name, err)
@@ -106,19 +113,21 @@ func (sc *Scorer) Score(ctx context.Context, org string, s *Settings, c Change, 
 
 // values runs one signal's query over both windows, at the points
 // Time - k*spacing (before, k >= 0) and Time + k*spacing (after, k >= 1)
-// up to end: one range query, split at the event's time.
-func (sc *Scorer) values(ctx context.Context, s *Settings, sig *Signal, c Change, end int64) (Values, error) {
+// up to end: one range query, split at the event's time. (The first point
+// after is one range past the event when spacing is the signal's: its
+// rate windows hold no sample from before.)
+func (sc *Scorer) values(ctx context.Context, s *Settings, sig *Signal, c Change, end int64, spacing time.Duration) (Values, error) {
 	q, err := sig.render(c.Labels, s.MatchLabels)
 	if err != nil {
 		return Values{}, err
 	}
-	sp := sig.spacing.Milliseconds()
+	sp := spacing.Milliseconds()
 	n := max(s.Before.Milliseconds()/sp, 1)
 	start := c.Time - (n-1)*sp
 	if end < c.Time+sp {
 		end = c.Time // Nothing after yet: the before window only.
 	}
-	qry, err := sc.engine.NewRangeQuery(ctx, sc.queryable, nil, q, time.UnixMilli(start), time.UnixMilli(end), sig.spacing)
+	qry, err := sc.engine.NewRangeQuery(ctx, sc.queryable, nil, q, time.UnixMilli(start), time.UnixMilli(end), spacing)
 	if err != nil {
 		return Values{}, err
 	}

@@ -157,3 +157,39 @@ func TestScoreEvent(t *testing.T) {
 	require.True(t, errors.Is(err, ErrNotScored), "%v", err)
 	require.Contains(t, err.Error(), "none of the labels that tie it to signals (match_labels: [service namespace env app])")
 }
+
+// TestImpactOf: an alert's change gets its stored impact, or one so far
+// while its after window has not passed, or its start's for a stop.
+func TestImpactOf(t *testing.T) {
+	h := newHarness(t)
+	end := time.Now().Truncate(time.Second)
+	sc := scenario.Mixed(4, end)
+	h.writeSeries("acme", sc.Series())
+	h.writeEvents("acme", sc.Events())
+	ctx := context.Background()
+	get := func(id string) events.Logged {
+		e, err := h.events.Get(ctx, "acme", id)
+		require.NoError(t, err)
+		return e
+	}
+
+	// Three minutes after the bad deploy: too few points a minute apart,
+	// so 15s apart; degraded so far.
+	bad := get(sc.EventID(scenario.MixedCheckoutV2))
+	imp := h.svc.ImpactOf(ctx, "acme", bad, sc.Changes[scenario.MixedCheckoutV2].At.Add(3*time.Minute))
+	require.NotNil(t, imp)
+	require.True(t, imp.Provisional)
+	require.Equal(t, events.VerdictDegraded, imp.Verdict, "%+v", imp.Signals)
+	require.Equal(t, 12, imp.Signals[0].AfterPoints)
+
+	h.setNow(end)
+	h.svc.Pass()
+	bad = get(sc.EventID(scenario.MixedCheckoutV2))
+	require.NotNil(t, bad.Impact)
+	require.Same(t, bad.Impact, h.svc.ImpactOf(ctx, "acme", bad, end), "stored: as listed")
+	stop := get(sc.EventID(scenario.MixedCartScaleUp) + "-stop")
+	imp = h.svc.ImpactOf(ctx, "acme", stop, end)
+	require.NotNil(t, imp)
+	require.Equal(t, events.VerdictNoChange, imp.Verdict, "its start's")
+	require.False(t, imp.Provisional)
+}
