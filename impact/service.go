@@ -56,7 +56,8 @@ type Options struct {
 	// when 0): a process that starts after a long stop scores what is
 	// newer.
 	Horizon time.Duration
-	// Concurrency is how many events are scored at once (1 when 0).
+	// Concurrency is how many events are scored at once (1 when 0). Each
+	// scorer rests after an event as long as it took to score it.
 	Concurrency int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -73,8 +74,10 @@ const (
 // Limits of one pass over an organization's log.
 const (
 	pageSize = 500
-	// batchSize results are stored (and their series written) at once.
-	batchSize = 100
+	// batchSize results are stored (and their series written) at once:
+	// few enough that the transaction holds the state's write lock
+	// briefly, since event writes wait for it.
+	batchSize = 20
 	// maxPerPass events are scored in one pass; the next pass follows at
 	// once.
 	maxPerPass = 1000
@@ -449,7 +452,15 @@ func (s *Service) scoreBatch(ctx context.Context, o *orgWork, set *Settings, par
 func (s *Service) scoreOne(ctx context.Context, org string, set *Settings, c Change, now time.Time) (*events.Impact, error) {
 	start := time.Now()
 	imp, err := s.opts.Scorer.Score(ctx, org, set, c, now)
-	s.duration.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	s.duration.Observe(took.Seconds())
+	// Rest as long as the work took: a burst of scoring takes at most
+	// half a core (per Concurrency) from the writes and queries that
+	// clients wait for.
+	select {
+	case <-ctx.Done():
+	case <-time.After(took):
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.logger.Warn("score a change event", "org", org, "id", c.ID, "event_name", c.Name, "err", err)
