@@ -195,7 +195,7 @@ func signalList(imp *events.Impact, verdict string) string {
 		}
 		p := ""
 		if si.PValue != nil {
-			p = " (p=" + formatP(*si.PValue) + ")"
+			p = " (" + formatP(*si.PValue) + ")"
 		}
 		parts = append(parts, strings.TrimSpace(si.Name+" "+change)+p)
 	}
@@ -218,11 +218,12 @@ func formatRatio(r float64) string {
 
 func formatValue(v float64) string { return fmt.Sprintf("%.3g", v) }
 
+// formatP is p=0.0003, or p<0.0001 below that.
 func formatP(p float64) string {
 	if p < 0.0001 {
-		return "<0.0001"
+		return "p<0.0001"
 	}
-	return fmt.Sprintf("%.2g", p)
+	return fmt.Sprintf("p=%.2g", p)
 }
 
 // when says how long before the alert something happened.

@@ -65,7 +65,7 @@ func TestRankSuspects(t *testing.T) {
 			},
 			want: []string{"cause", "later"},
 			reasons: []string{
-				"deploy: error-ratio ×5.0 (p=<0.0001), 20m before the alert",
+				"deploy: error-ratio ×5.0 (p<0.0001), 20m before the alert",
 				"config-change: error-ratio ×1.6 (p=0.001), 5m before the alert",
 			},
 		},
