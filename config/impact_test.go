@@ -1,11 +1,15 @@
 package config
 
 import (
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/impact"
 	"github.com/tidemark/tidemark/judge"
 )
 
@@ -83,4 +87,31 @@ impact:
 			require.ErrorContains(t, err, tc.errHas)
 		})
 	}
+}
+
+// TestImpactDocs: the configuration docs/impact.md shows is the defaults,
+// and its example error is the one the loader gives.
+func TestImpactDocs(t *testing.T) {
+	b, err := os.ReadFile("../docs/impact.md")
+	require.NoError(t, err)
+	doc := string(b)
+	m := regexp.MustCompile("(?s)```yaml\n(impact:.*?)```").FindStringSubmatch(doc)
+	require.NotNil(t, m, "the impact: block")
+	c, err := Parse([]byte(m[1]), t.TempDir())
+	require.NoError(t, err)
+	got, def := c.ImpactSettings("any"), impact.DefaultSettings()
+	require.Equal(t, def.MatchLabels, got.MatchLabels)
+	require.Equal(t, []time.Duration{def.Before, def.After, def.MinAfter, def.Step, def.Delay}, []time.Duration{got.Before, got.After, got.MinAfter, got.Step, got.Delay})
+	require.Equal(t, def.Confidence, got.Confidence)
+	require.Equal(t, def.MinPoints, got.MinPoints)
+	require.Len(t, got.Signals, len(def.Signals))
+	for i, s := range got.Signals {
+		require.Equal(t, def.Signals[i].Name, s.Name)
+		require.Equal(t, strings.TrimSpace(def.Signals[i].Query), strings.TrimSpace(s.Query), s.Name)
+		require.Equal(t, def.Signals[i].Direction, s.Direction)
+	}
+
+	_, err = Parse([]byte("impact:\n  signals: [{name: latency, query: 'histogram_quantile(0.99, rate(x{ {{.Matchers}} }[1m])'}]\n"), "")
+	require.Error(t, err)
+	require.Contains(t, doc, "config file tidemark.yml: "+err.Error()+"\n")
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,20 @@ impact:
 	vec = instant(t, p, `count(last_over_time(change_event_impact_score[1h]) == 100)`, time.Now())
 	require.Len(t, vec, 1)
 	require.Equal(t, model.SampleValue(5), vec[0].Value, "the healthy changes with data")
+
+	// The recipes of docs/impact.md run, and the first finds the bad
+	// deploy alone.
+	doc, err := os.ReadFile("../../docs/impact.md")
+	require.NoError(t, err)
+	recipes := regexp.MustCompile("(?s)```promql\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	require.GreaterOrEqual(t, len(recipes), 5)
+	for _, r := range recipes {
+		_, _, _, err := p.Query(context.Background(), r[1], time.Now())
+		require.NoError(t, err, r[1])
+	}
+	vec = instant(t, p, recipes[0][1], time.Now())
+	require.Len(t, vec, 1, "deploys that degraded anything")
+	require.Equal(t, model.LabelValue("checkout-v2"), vec[0].Metric["version"])
 
 	// An alert on checkout names the bad deploy first.
 	req, err := http.NewRequest("POST", orgBase+"/config/v1/rules/impact", strings.NewReader(impactRules))

@@ -47,14 +47,18 @@ const (
 // end-25m multiplies its errors, its latency or both by effect, with
 // harmless changes before and after it, a service with the same traffic
 // and only harmless changes, and one with no traffic.
-func detectionScenario(seed uint64, n int, effect, rps float64, end time.Time) (*scenario.Scenario, time.Duration) {
+// The kinds of bad deploy: what it multiplies.
+var kinds = []string{"errors", "latency", "both"}
+
+func detectionScenario(seed uint64, n int, effect, rps float64, end time.Time) (*scenario.Scenario, time.Duration, int) {
 	r := rand.New(rand.NewPCG(seed, uint64(n)))
 	at := func(d time.Duration) time.Time { return end.Add(-d) }
 	bad := fmt.Sprintf("bad-%d", n)
 	other := fmt.Sprintf("other-%d", n)
 	idle := fmt.Sprintf("idle-%d", n)
 	var errF, latF float64
-	switch r.IntN(3) {
+	kind := r.IntN(3)
+	switch kind {
 	case 0:
 		errF = effect
 	case 1:
@@ -84,7 +88,7 @@ func detectionScenario(seed uint64, n int, effect, rps float64, end time.Time) (
 			dIdleDeploy:   {EventName: "deploy", Service: idle, At: at(30 * time.Minute), Expect: "no_data"},
 		},
 	}
-	return sc, alertAfter
+	return sc, alertAfter, kind
 }
 
 // cell counts outcomes.
@@ -126,6 +130,7 @@ func runDetection(b *testing.B) {
 	straddle := map[int]*cell{}  // by traffic: harmless changes whose windows hold the bad deploy
 	noData := &cell{}
 	top1 := map[[2]int]*cell{}
+	byKind := map[[2]int]*cell{} // [kind, traffic], effects >= 2x
 	var scoreTime time.Duration
 	scored := 0
 	n := 0
@@ -133,7 +138,7 @@ func runDetection(b *testing.B) {
 		for ti, rps := range traffics {
 			for s := range *seeds {
 				n++
-				sc, alertAfter := detectionScenario(uint64(s+1), n, effect, rps, end)
+				sc, alertAfter, kind := detectionScenario(uint64(s+1), n, effect, rps, end)
 				st, err := backend.Org("bench")
 				require.NoError(b, err)
 				app := st.AppenderV2(ctx)
@@ -165,6 +170,13 @@ func runDetection(b *testing.B) {
 				d.n++
 				if verdicts[dBadDeploy] == events.VerdictDegraded {
 					d.hit++
+				}
+				if effect >= 2 {
+					k := get2(byKind, kind, ti)
+					k.n++
+					if verdicts[dBadDeploy] == events.VerdictDegraded {
+						k.hit++
+					}
 				}
 				for _, i := range []int{dEarlyDeploy, dOtherDeploy, dOtherConfig, dOtherScaleUp} {
 					c := get(falsePos, ti)
@@ -228,6 +240,18 @@ func runDetection(b *testing.B) {
 	}
 	table("Detection: the bad deploy degraded", detect)
 	table("Top-1 suspect: the bad deploy first in the alert", top1)
+	fmt.Fprintf(&out, "\nDetection at effects >= 2x by what the bad deploy changed, %% (columns: requests/s)\n        ")
+	for _, r := range traffics {
+		fmt.Fprintf(&out, " %6g", r)
+	}
+	out.WriteString("\n")
+	for ki, k := range kinds {
+		fmt.Fprintf(&out, "  %-7s", k)
+		for ti := range traffics {
+			fmt.Fprintf(&out, " %s ", byKind[[2]int{ki, ti}].rate())
+		}
+		out.WriteString("\n")
+	}
 	byTraffic := func(title string, m map[int]*cell) {
 		fmt.Fprintf(&out, "\n%s, %% by requests/s\n        ", title)
 		total := cell{}
