@@ -23,7 +23,18 @@ const (
 	AnnotationChangeEvents = "change_events"
 	// AnnotationChangeEventsJSON holds a JSON array of ContextEvent.
 	AnnotationChangeEventsJSON = "change_events_json"
+	// AnnotationSuspectedChanges holds the same events ranked as suspects,
+	// one numbered line each, with why (suspects.go).
+	AnnotationSuspectedChanges = "suspected_changes"
+	// AnnotationSuspectedChangesJSON holds a JSON array of Suspect.
+	AnnotationSuspectedChangesJSON = "suspected_changes_json"
 )
+
+// ImpactFunc returns what is known now of the impact of a logged change
+// event (package impact): its stored impact, a provisional one for a start
+// whose after window has not passed, or nil. It is called during rule
+// evaluation and API requests, concurrently.
+type ImpactFunc func(ctx context.Context, org string, e events.Logged, now time.Time) *events.Impact
 
 // EventLister lists logged change events; *events.Service implements it.
 // It is called from rule evaluation and from API requests concurrently.
@@ -76,6 +87,8 @@ type contextFinder struct {
 	events EventLister
 	opts   ContextOptions
 	now    func() time.Time
+	// impact is what is known of an event's impact; nil: nothing.
+	impact ImpactFunc
 
 	mtx   sync.Mutex
 	cache map[contextKey]cachedContext
@@ -88,9 +101,16 @@ type contextKey struct {
 }
 
 type cachedContext struct {
-	events  []ContextEvent
+	ac      alertContext
 	err     error
 	expires time.Time
+}
+
+// alertContext is the change context of an alert: its change events,
+// newest first, and the same ranked as suspects.
+type alertContext struct {
+	events   []ContextEvent
+	suspects []Suspect
 }
 
 func newContextFinder(ev EventLister, opts ContextOptions) *contextFinder {
@@ -99,21 +119,21 @@ func newContextFinder(ev EventLister, opts ContextOptions) *contextFinder {
 
 // cached returns the context of an alert, computing it when the cached one
 // is older than contextCacheTTL.
-func (f *contextFinder) cached(ctx context.Context, org string, lset labels.Labels, activeAt time.Time) ([]ContextEvent, error) {
+func (f *contextFinder) cached(ctx context.Context, org string, lset labels.Labels, activeAt time.Time) (alertContext, error) {
 	key := contextKey{org: org, labels: lset.Hash(), activeAt: activeAt.UnixMilli()}
 	now := f.now()
 	f.mtx.Lock()
 	c, ok := f.cache[key]
 	f.mtx.Unlock()
 	if ok && now.Before(c.expires) {
-		return c.events, c.err
+		return c.ac, c.err
 	}
 	return f.fresh(ctx, org, lset, activeAt)
 }
 
 // fresh computes the context of an alert and caches it.
-func (f *contextFinder) fresh(ctx context.Context, org string, lset labels.Labels, activeAt time.Time) ([]ContextEvent, error) {
-	evs, err := f.find(ctx, org, lset, activeAt)
+func (f *contextFinder) fresh(ctx context.Context, org string, lset labels.Labels, activeAt time.Time) (alertContext, error) {
+	ac, err := f.context(ctx, org, lset, activeAt)
 	key := contextKey{org: org, labels: lset.Hash(), activeAt: activeAt.UnixMilli()}
 	now := f.now()
 	f.mtx.Lock()
@@ -127,17 +147,52 @@ func (f *contextFinder) fresh(ctx context.Context, org string, lset labels.Label
 			clear(f.cache)
 		}
 	}
-	f.cache[key] = cachedContext{events: evs, err: err, expires: now.Add(contextCacheTTL)}
+	f.cache[key] = cachedContext{ac: ac, err: err, expires: now.Add(contextCacheTTL)}
 	f.mtx.Unlock()
-	return evs, err
+	return ac, err
+}
+
+// context finds an alert's change events and ranks them as suspects,
+// with what is known of their impact now.
+func (f *contextFinder) context(ctx context.Context, org string, lset labels.Labels, activeAt time.Time) (alertContext, error) {
+	picked, err := f.picked(ctx, org, lset, activeAt)
+	if err != nil {
+		return alertContext{}, err
+	}
+	ac := alertContext{events: make([]ContextEvent, 0, len(picked))}
+	for _, e := range picked {
+		ac.events = append(ac.events, contextEvent(e))
+	}
+	impacts := make([]*events.Impact, len(picked))
+	if f.impact != nil {
+		now := f.now()
+		for i, e := range picked {
+			impacts[i] = f.impact(ctx, org, e, now)
+		}
+	}
+	ac.suspects = RankSuspects(lset, activeAt, picked, impacts)
+	return ac, nil
 }
 
 // find returns the change events of org that were active at activeAt or
 // happened in the lookback window before it, and that match the alert's
 // labels, newest first.
 func (f *contextFinder) find(ctx context.Context, org string, lset labels.Labels, activeAt time.Time) ([]ContextEvent, error) {
+	picked, err := f.picked(ctx, org, lset, activeAt)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ContextEvent, 0, len(picked))
+	for _, e := range picked {
+		out = append(out, contextEvent(e))
+	}
+	return out, nil
+}
+
+// picked are the logged events of find.
+func (f *contextFinder) picked(ctx context.Context, org string, lset labels.Labels, activeAt time.Time) ([]events.Logged, error) {
 	if !f.anyMatchLabel(lset) {
-		return []ContextEvent{}, nil
+		return nil, nil
 	}
 	to := activeAt.UnixMilli()
 	from := to - f.opts.Lookback.Milliseconds()
@@ -183,11 +238,7 @@ func (f *contextFinder) find(ctx context.Context, org string, lset labels.Labels
 	if len(picked) > f.opts.MaxEvents {
 		picked = picked[:f.opts.MaxEvents]
 	}
-	out := make([]ContextEvent, 0, len(picked))
-	for _, e := range picked {
-		out = append(out, contextEvent(e))
-	}
-	return out, nil
+	return picked, nil
 }
 
 // scan lists q page by page, newest first, handing each event to visit
@@ -318,11 +369,26 @@ func readableLine(e ContextEvent) string {
 	return b.String()
 }
 
+// contextTexts are the four annotations of an alert's change context.
+type contextTexts struct {
+	events, eventsJSON, suspects, suspectsJSON string
+}
+
+// texts returns the annotations of an alert's context.
+func (f *contextFinder) texts(ac alertContext, err error) contextTexts {
+	var c contextTexts
+	c.events, c.eventsJSON = f.contextAnnotations(ac.events, err)
+	c.suspects, c.suspectsJSON = f.suspectAnnotations(ac.suspects, err)
+	return c
+}
+
 // withContext returns annotations with the change context set.
-func withContext(ann labels.Labels, text, js string) labels.Labels {
+func withContext(ann labels.Labels, c contextTexts) labels.Labels {
 	b := labels.NewBuilder(ann)
-	b.Set(AnnotationChangeEvents, text)
-	b.Set(AnnotationChangeEventsJSON, js)
+	b.Set(AnnotationChangeEvents, c.events)
+	b.Set(AnnotationChangeEventsJSON, c.eventsJSON)
+	b.Set(AnnotationSuspectedChanges, c.suspects)
+	b.Set(AnnotationSuspectedChangesJSON, c.suspectsJSON)
 	return b.Labels()
 }
 

@@ -75,6 +75,10 @@ type Options struct {
 	MaxSamples    int
 
 	Context ContextOptions
+	// Impact, when set, tells the impact of the change events of an
+	// alert's context, by which they are ranked as suspects; nil: they are
+	// ranked by label overlap and time alone.
+	Impact ImpactFunc
 
 	// Engine, when set, runs the rules' queries (a remote engine's); nil:
 	// Prometheus's engine over Backend.
@@ -196,6 +200,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (*Manager
 	interval := opts.EvaluationInterval.Milliseconds()
 	// The engine of rule evaluation. It registers no metrics: the query
 	// API's engine has them under the same names.
+	m.finder.impact = opts.Impact
 	m.engine = opts.Engine
 	if m.engine == nil {
 		m.engine = promql.NewEngine(promql.EngineOpts{

@@ -26,15 +26,14 @@ func (m *Manager) notifyFunc(org string) rules.NotifyFunc {
 		for _, a := range alerts {
 			lb := labels.NewBuilder(a.Labels)
 			lb.Set(LabelOrg, org)
-			evs, err := m.finder.fresh(ctx, org, a.Labels, a.ActiveAt)
+			ac, err := m.finder.fresh(ctx, org, a.Labels, a.ActiveAt)
 			if err != nil {
 				m.logger.Warn("read the change context of an alert", "org", org, "alert", a.Labels.Get(labels.AlertName), "err", err)
 			}
-			text, js := m.finder.contextAnnotations(evs, err)
 			na := &notifier.Alert{
 				StartsAt:     a.FiredAt,
 				Labels:       lb.Labels(),
-				Annotations:  withContext(a.Annotations, text, js),
+				Annotations:  withContext(a.Annotations, m.finder.texts(ac, err)),
 				GeneratorURL: m.extURL.String() + strutil.TableLinkForExpression(expr),
 			}
 			if !a.ResolvedAt.IsZero() {

@@ -57,21 +57,19 @@ func (r *retriever) AlertingRules() []*rules.AlertingRule {
 // decorate sets the change context on the active alerts of rules. The
 // context is looked up outside the rules' locks.
 func (m *Manager) decorate(ctx context.Context, org string, ars []*rules.AlertingRule) {
-	type annotations struct{ text, js string }
 	for _, ar := range ars {
 		active := ar.ActiveAlerts()
 		if len(active) == 0 {
 			continue
 		}
-		byAlert := make(map[uint64]annotations, len(active))
+		byAlert := make(map[uint64]contextTexts, len(active))
 		for _, a := range active {
-			evs, err := m.finder.cached(ctx, org, a.Labels, a.ActiveAt)
-			text, js := m.finder.contextAnnotations(evs, err)
-			byAlert[a.Labels.Hash()] = annotations{text, js}
+			ac, err := m.finder.cached(ctx, org, a.Labels, a.ActiveAt)
+			byAlert[a.Labels.Hash()] = m.finder.texts(ac, err)
 		}
 		ar.ForEachActiveAlert(func(a *rules.Alert) {
 			if c, ok := byAlert[a.Labels.Hash()]; ok {
-				a.Annotations = withContext(a.Annotations, c.text, c.js)
+				a.Annotations = withContext(a.Annotations, c)
 			}
 		})
 	}

@@ -23,7 +23,8 @@ import (
 //	{"version": "1", "org": "acme", "alerts": [{"status": "firing",
 //	  "labels": {...}, "annotations": {...}, "startsAt": "...", "endsAt": "...",
 //	  "generatorURL": "...", "change_events": [{"name", "state", "timestamp",
-//	  "labels", "links"}]}]}
+//	  "labels", "links"}], "suspected_changes": [{"name", ..., "verdict",
+//	  "reason"}]}]}
 type WebhookPayload struct {
 	Version string         `json:"version"`
 	Org     string         `json:"org"`
@@ -32,7 +33,7 @@ type WebhookPayload struct {
 
 // WebhookAlert is one alert of a WebhookPayload: the fields Alertmanager's
 // API takes, its status, and the change context decoded (the same as the
-// change_events_json annotation).
+// change_events_json annotation) and ranked (suspected_changes_json).
 type WebhookAlert struct {
 	Status       string            `json:"status"` // firing or resolved
 	Labels       map[string]string `json:"labels"`
@@ -41,6 +42,7 @@ type WebhookAlert struct {
 	EndsAt       time.Time         `json:"endsAt"`
 	GeneratorURL string            `json:"generatorURL"`
 	ChangeEvents []ContextEvent    `json:"change_events"`
+	Suspects     []Suspect         `json:"suspected_changes"`
 }
 
 // WebhookOptions configures the webhooks.
@@ -152,6 +154,7 @@ func webhookAlert(a *notifier.Alert) WebhookAlert {
 		EndsAt:       a.EndsAt,
 		GeneratorURL: a.GeneratorURL,
 		ChangeEvents: []ContextEvent{},
+		Suspects:     []Suspect{},
 	}
 	if a.Resolved() {
 		wa.Status = "resolved"
@@ -160,6 +163,12 @@ func webhookAlert(a *notifier.Alert) WebhookAlert {
 		var evs []ContextEvent
 		if json.Unmarshal([]byte(js), &evs) == nil && evs != nil {
 			wa.ChangeEvents = evs
+		}
+	}
+	if js := a.Annotations.Get(AnnotationSuspectedChangesJSON); js != "" {
+		var sus []Suspect
+		if json.Unmarshal([]byte(js), &sus) == nil && sus != nil {
+			wa.Suspects = sus
 		}
 	}
 	return wa

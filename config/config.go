@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tidemark/tidemark/impact"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 )
@@ -27,6 +28,11 @@ type Config struct {
 	// TrafficShifts configures the traffic-shift detector (shifts.go);
 	// nil: none.
 	TrafficShifts *TrafficShifts `yaml:"traffic_shifts"`
+	Impact        *Impact        `yaml:"impact"`
+
+	// impact are the checked impact settings by organization, "" for the
+	// top level (impact.go).
+	impact map[string]*impact.Settings
 }
 
 // Organization declares an organization, its tokens and its own webhook
@@ -39,6 +45,8 @@ type Organization struct {
 	Tenant        string         `yaml:"tenant"`
 	Hooks         *Hooks         `yaml:"hooks"`
 	TrafficShifts *TrafficShifts `yaml:"traffic_shifts"`
+	// Impact overrides the top-level impact settings (impact.go).
+	Impact *Impact `yaml:"impact"`
 }
 
 // Token declares a token. Exactly one of Value and ValueFile is set; a
@@ -85,6 +93,9 @@ func Parse(b []byte, baseDir string) (*Config, error) {
 		return nil, err
 	}
 	if err := c.resolveTrafficShifts(); err != nil {
+		return nil, err
+	}
+	if err := c.resolveImpact(); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -44,6 +45,8 @@ type Logged struct {
 	Duration *float64 `json:"duration_seconds,omitempty"`
 	// Open is true for a start whose stop has not come.
 	Open bool `json:"open"`
+	// Impact is what the event did to its signals, once it is scored.
+	Impact *Impact `json:"impact,omitempty"`
 
 	// Time is the event time in milliseconds.
 	Time int64 `json:"-"`
@@ -129,7 +132,71 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListResult, error) {
 			res.Events[pairOf[i]].PairID = r.ID
 		}
 	}
+	if err := s.addImpacts(ctx, q.Org, res.Events); err != nil {
+		return ListResult{}, err
+	}
 	return res, nil
+}
+
+// ErrNotFound: no event of the organization has the id.
+var ErrNotFound = errors.New("no change event has that id")
+
+// Get returns the event id of org as List lists it, or ErrNotFound.
+func (s *Service) Get(ctx context.Context, org, id string) (Logged, error) {
+	row, err := s.log.EventByID(ctx, org, id)
+	if errors.Is(err, state.ErrNotFound) {
+		return Logged{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Logged{}, err
+	}
+	lbls, err := rowLabels(row)
+	if err != nil {
+		return Logged{}, err
+	}
+	l := logged(row, lbls)
+	if row.PairSeq.Valid {
+		if r, err := s.log.EventBySeq(ctx, row.PairSeq.Int64); err == nil {
+			l.PairID = r.ID
+		}
+	}
+	evs := []Logged{l}
+	if err := s.addImpacts(ctx, org, evs); err != nil {
+		return Logged{}, err
+	}
+	return evs[0], nil
+}
+
+// addImpacts sets the impact of the events that are scored.
+func (s *Service) addImpacts(ctx context.Context, org string, evs []Logged) error {
+	if s.opts.Impacts == nil || len(evs) == 0 {
+		return nil
+	}
+	seqs := make([]int64, 0, len(evs))
+	for _, e := range evs {
+		if e.State == string(StateStart) {
+			seqs = append(seqs, e.Seq)
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	rows, err := s.opts.Impacts.Impacts(ctx, org, seqs)
+	if err != nil {
+		return err
+	}
+	for i := range evs {
+		r, ok := rows[evs[i].Seq]
+		if !ok || r.Body == "" {
+			continue
+		}
+		var imp Impact
+		if err := json.Unmarshal([]byte(r.Body), &imp); err != nil {
+			return fmt.Errorf("event %q: impact %q: %w", evs[i].ID, r.Body, err)
+		}
+		evs[i].Impact = &imp
+	}
+	return nil
 }
 
 func matches(ms []*labels.Matcher, row state.EventRow, lbls labels.Labels) bool {

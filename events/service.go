@@ -33,6 +33,15 @@ type Options struct {
 	// 0 with one process per log, more than the longest write in flight
 	// when several share it.
 	ReplayGrace time.Duration
+	// Impacts, when set, gives listed events the impact they were scored
+	// with (package impact); nil: none.
+	Impacts ImpactReader
+}
+
+// ImpactReader reads the impact rows of events; *state.DB implements it.
+// It is safe for concurrent use.
+type ImpactReader interface {
+	Impacts(ctx context.Context, org string, seqs []int64) (map[int64]state.ImpactRow, error)
 }
 
 // Errors of Write beside *InputError.

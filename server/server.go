@@ -25,6 +25,7 @@ import (
 	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/impact"
 	"github.com/tidemark/tidemark/lease"
 	"github.com/tidemark/tidemark/shifts"
 	"github.com/tidemark/tidemark/state"
@@ -49,6 +50,7 @@ type Server struct {
 	leases   *lease.Manager
 	backend  storage.Backend
 	events   *events.Service
+	impact   *impact.Service
 	rules    *alerting.Manager
 	shifts   *shifts.Detector
 	senders  []alertSender
@@ -167,6 +169,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		// Another replica's write may be in flight for this long.
 		evOpts.ReplayGrace = time.Minute
 	}
+	evOpts.Impacts = s.db
 	s.events = events.NewService(logger.With("component", "events"), reg, s.db, s.backend, evOpts)
 
 	if s.senders, err = alertSenders(logger, reg, alertCfg); err != nil {
@@ -181,6 +184,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 	if rb != nil {
 		engine = rb.QueryEngine()
 	}
+	s.impact = newImpact(logger, reg, opts, s.db, s.backend, engine)
+	s.leases.AddWorker(s.impact)
 	s.rules, err = alerting.New(logger.With("component", "rules"), reg, alerting.Options{
 		Engine:             engine,
 		Store:              s.db,
@@ -202,7 +207,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 			MatchLabels: alertCfg.ChangeContext.MatchLabels,
 			MaxEvents:   alertCfg.ChangeContext.MaxEvents,
 		},
-		Owns: s.leases.Holds,
+		Impact: s.impact.ImpactOf,
+		Owns:   s.leases.Holds,
 	})
 	if err != nil {
 		return nil, err
@@ -228,6 +234,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		State:                  s.db,
 		Backend:                s.backend,
 		Events:                 s.events,
+		Impact:                 s.impact,
 		Rules:                  s.rules.Retriever,
 		Gatherer:               gatherer,
 		Flags:                  opts.Flags,
@@ -389,9 +396,29 @@ func (s *Server) Run(ctx context.Context) error {
 			close(rulesDone)
 		})
 	}
+	impactDone := make(chan struct{})
 	{
-		// The leases: renewed until the rules have stopped, then given
-		// up, so that another process takes the organizations at once.
+		// Impact scoring: from recovery on, stopped with the rules.
+		stop := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-recovered:
+			case <-stop:
+				return nil
+			}
+			s.impact.Run()
+			return nil
+		}, func(error) {
+			<-httpDone
+			close(stop)
+			s.impact.Stop()
+			close(impactDone)
+		})
+	}
+	{
+		// The leases: renewed until the rules and the scoring have
+		// stopped, then given up, so that another process takes the
+		// organizations at once.
 		lctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		g.Add(func() error {
@@ -406,6 +433,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		}, func(error) {
 			<-rulesDone
+			<-impactDone
 			cancel()
 			<-done
 		})

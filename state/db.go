@@ -225,6 +225,21 @@ var migrations = []migration{
 			(t2.source = 'config' AND tokens.source <> 'config')
 			OR ((t2.source = 'config') = (tokens.source = 'config') AND (t2.created_at < tokens.created_at OR (t2.created_at = tokens.created_at AND t2.hash < tokens.hash)))));
 	CREATE UNIQUE INDEX tokens_org_name ON tokens (org, name);`},
+
+	// change_event_impact holds what a start did to its signals (package
+	// impact), in a table of its own rather than a column of
+	// change_events: the event log stays append-mostly (an UPDATE in
+	// PostgreSQL rewrites the whole row, body and metadata included), its
+	// writer's statements stay as they are, "scored once" is an insert
+	// that the primary key lets only one process make, and the starts
+	// still to score are those without a row.
+	{sql: `CREATE TABLE change_event_impact (
+		seq       BIGINT PRIMARY KEY REFERENCES change_events(seq),
+		org       TEXT NOT NULL,
+		verdict   TEXT NOT NULL,
+		scored_at BIGINT NOT NULL,
+		body      TEXT NOT NULL
+	);`},
 }
 
 // migrate applies pending migrations in one transaction that holds the

@@ -289,6 +289,15 @@ func (s *DB) EventBySeq(ctx context.Context, seq int64) (EventRow, error) {
 	return r, err
 }
 
+// EventByID implements EventLog.
+func (s *DB) EventByID(ctx context.Context, org, id string) (EventRow, error) {
+	r, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM change_events WHERE org = ? AND id = ?`, org, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	return r, err
+}
+
 // ExpireOpen implements EventTx.
 func (t *eventTx) ExpireOpen(seq int64) error {
 	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET open = 0 WHERE seq = ?`, seq)

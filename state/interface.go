@@ -38,6 +38,7 @@ type Store interface {
 	Tokens
 	RuleStore
 	EventLog
+	ImpactLog
 	Leases
 	// Close closes the store; nothing may use it afterwards.
 	Close() error
@@ -131,6 +132,35 @@ type EventLog interface {
 	ListEvents(ctx context.Context, q EventQuery) ([]EventRow, error)
 	// EventBySeq returns one row, or ErrNotFound.
 	EventBySeq(ctx context.Context, seq int64) (EventRow, error)
+	// EventByID returns the row of an organization's event id, or
+	// ErrNotFound.
+	EventByID(ctx context.Context, org, id string) (EventRow, error)
+}
+
+// ImpactLog keeps what change events did to their signals (package
+// impact): at most one row per start, keyed by its seq.
+//
+// Which starts are still to be scored is read from the log itself
+// (UnscoredStarts), not from memory, so whichever process holds an
+// organization's lease can take over its scoring, and one that restarts
+// scores what it missed. Rows are only added or replaced, never deleted.
+type ImpactLog interface {
+	// UnscoredStarts returns, in seq order, the starts q selects that have
+	// no impact row, committed or not (their samples do not matter here).
+	// With several writers seqs may commit out of order
+	// (EventTx.AllocSeqs): a row with a smaller seq than one already seen
+	// may appear while another writer's transaction is in flight.
+	UnscoredStarts(ctx context.Context, q UnscoredQuery) ([]EventRow, error)
+	// AddImpacts stores rows in one transaction, leaving alone the row of
+	// an event that has one: the first writer wins, in any process, so an
+	// event is scored once however many try.
+	AddImpacts(ctx context.Context, rows []ImpactRow) error
+	// PutImpact stores a row, replacing the event's row if it has one (a
+	// score asked for again).
+	PutImpact(ctx context.Context, row ImpactRow) error
+	// Impacts returns the rows of the events seqs of org that have one, by
+	// seq.
+	Impacts(ctx context.Context, org string, seqs []int64) (map[int64]ImpactRow, error)
 }
 
 // UncommittedQuery selects uncommitted rows.

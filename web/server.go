@@ -55,7 +55,10 @@ type Options struct {
 	// judge); nil: Prometheus's engine over Backend.
 	QueryEngine promql.QueryEngine
 	Events      *events.Service
-	Rules       RulesSource
+	// Impact scores events on demand (POST .../impact); nil: the route
+	// is not served.
+	Impact ImpactScorer
+	Rules  RulesSource
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Flags are the server's flags, for /api/v1/status/flags.
@@ -206,6 +209,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 	h.registerSources(ev)
 	h.registerFederate()
 	h.registerTokens()
+	h.registerImpact()
 	h.handle("/", ui.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})))

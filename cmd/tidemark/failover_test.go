@@ -134,12 +134,14 @@ alerting:
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for r := range so.replicas {
+		// A replica keeps its address across restarts; the load reads it
+		// once, as the main goroutine restarts the process.
+		base := so.replicas[r].url
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				srv := so.replicas[r]
 				ts := time.Now().UnixMilli()
 				v := float64(r*1_000_000 + i)
-				err := testutil.RemoteWrite(t, srv.url+"/api/v4/organizations/acme/prometheus/api/v1/write", acmeWrite, false, []testutil.Series{
+				err := testutil.RemoteWrite(t, base+"/api/v4/organizations/acme/prometheus/api/v1/write", acmeWrite, false, []testutil.Series{
 					{Labels: labels.FromStrings("__name__", "failover_samples", "replica", fmt.Sprint(r)), Samples: []testutil.Sample{{T: ts, V: v}}},
 				})
 				if err == nil {
@@ -148,7 +150,7 @@ alerting:
 					mtx.Unlock()
 				}
 				id := fmt.Sprintf("f-%d-%d", r, i)
-				if code, _ := putEventsCode(srv, "acme", `{"event_name":"failover","id":"`+id+`","attributes":{"replica":"`+fmt.Sprint(r)+`"}}`); code == 200 {
+				if code, _ := putEventsURL(base, "acme", `{"event_name":"failover","id":"`+id+`","attributes":{"replica":"`+fmt.Sprint(r)+`"}}`); code == 200 {
 					mtx.Lock()
 					ackedEvents[id] = true
 					mtx.Unlock()

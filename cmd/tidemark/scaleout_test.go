@@ -186,7 +186,12 @@ func TestScaleOut(t *testing.T) {
 // putEventsCode writes change events through a replica and returns the
 // status and body.
 func putEventsCode(srv *binServer, org, body string) (int, string) {
-	req, _ := http.NewRequest("PUT", srv.url+"/api/v4/organizations/"+org+"/change_events", strings.NewReader(body))
+	return putEventsURL(srv.url, org, body)
+}
+
+// putEventsURL writes change events through the server at base.
+func putEventsURL(base, org, body string) (int, string) {
+	req, _ := http.NewRequest("PUT", base+"/api/v4/organizations/"+org+"/change_events", strings.NewReader(body))
 	tok := acmeWrite
 	if org == "globex" {
 		tok = globexWrite

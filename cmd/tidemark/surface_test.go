@@ -192,7 +192,7 @@ remote_read:
       username: prometheus
       password: `+acmeRead+`
 `), 0o600))
-	var promLog bytes.Buffer
+	var promLog syncBuffer
 	pc := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(promDir, "data"), "--web.listen-address="+promAddr)
 	pc.Stdout, pc.Stderr = &promLog, &promLog
 	require.NoError(t, pc.Start())

@@ -128,7 +128,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	require.Contains(t, out, "--web.config.file")
 
 	addr := freeAddr(t)
-	var log bytes.Buffer
+	var log syncBuffer
 	cmd := exec.Command(binary, "serve", "--web.listen-address="+addr, "--storage.path="+filepath.Join(dir, "data"),
 		"--config.file="+writeConfig(t, dir), "--web.config.file="+webCfg)
 	cmd.Stdout, cmd.Stderr = &log, &log

@@ -1,16 +1,20 @@
 // Alerts: the firing and pending alerts of the organization, each with the
 // change events Tidemark attached to it (the annotations change_events_json
-// and change_events), when there are any.
+// and change_events), when there are any, and the same ranked as suspects
+// with their impact (suspected_changes_json).
 
 import * as api from './api.js';
 import {h, fill, labelChips, linkList} from './dom.js';
 import {formatTime, humanDuration} from './time.js';
 import {colorOf} from './eventset.js';
 import {formatValue} from './plot.js';
+import {suspectList} from './impact.js';
 
 const REFRESH_MS = 15000;
 const CONTEXT_JSON = 'change_events_json';
 const CONTEXT_TEXT = 'change_events';
+const SUSPECTS_JSON = 'suspected_changes_json';
+const SUSPECTS_TEXT = 'suspected_changes';
 
 export function mount(root) {
   let ctrl = null;
@@ -62,7 +66,7 @@ export function mount(root) {
 
   function card(a) {
     const ann = a.annotations || {};
-    const other = Object.keys(ann).filter((k) => ![CONTEXT_JSON, CONTEXT_TEXT, 'summary', 'description'].includes(k)).sort();
+    const other = Object.keys(ann).filter((k) => ![CONTEXT_JSON, CONTEXT_TEXT, SUSPECTS_JSON, SUSPECTS_TEXT, 'summary', 'description'].includes(k)).sort();
     const since = Date.parse(a.activeAt);
     return h('article', {class: 'alert-card ' + a.state, 'data-testid': 'alert-row', 'data-state': a.state},
       h('header', null,
@@ -74,6 +78,7 @@ export function mount(root) {
       ann.summary ? h('p', {class: 'summary'}, ann.summary) : null,
       ann.description ? h('p', null, ann.description) : null,
       other.length ? h('dl', {class: 'meta'}, other.map((k) => [h('dt', null, k), h('dd', null, ann[k])])) : null,
+      suspects(ann),
       changeContext(ann));
   }
 
@@ -85,6 +90,19 @@ export function mount(root) {
     clearInterval(timer);
     if (ctrl) ctrl.abort();
   };
+}
+
+// suspects renders an alert's changes ranked as suspects, when it has
+// them (suspected_changes_json).
+function suspects(ann) {
+  if (!ann[SUSPECTS_JSON]) return null;
+  let sus;
+  try {
+    sus = JSON.parse(ann[SUSPECTS_JSON]);
+  } catch {
+    return ann[SUSPECTS_TEXT] ? h('pre', {'data-testid': 'alert-suspects-text'}, ann[SUSPECTS_TEXT]) : null;
+  }
+  return Array.isArray(sus) && sus.length ? suspectList(sus) : null;
 }
 
 // changeContext renders the change events attached to an alert.

@@ -8,6 +8,7 @@ import {Timeline} from './timeline.js';
 import {shapes, colorOf} from './eventset.js';
 import {formatTime, humanDuration} from './time.js';
 import {replaceParams} from './router.js';
+import {impactBadge} from './impact.js';
 
 const PAGE = 200;
 
@@ -84,6 +85,7 @@ export function mount(root, params) {
       ` · ${plural(sh.regions.length, 'window')} · ${plural(sh.markers.length, 'point event')} · ${open} open`);
     tlEl.dataset.eventCount = loaded.length;
     tlEl.dataset.openCount = open;
+    tlEl.dataset.degradedCount = loaded.filter((e) => e.impact && e.impact.verdict === 'degraded').length;
     fill(list, loaded.length === 0
       ? h('p', {class: 'muted', 'data-testid': 'events-empty'}, 'No change events match in this range.')
       : h('table', {class: 'data events-table'},
@@ -101,7 +103,7 @@ export function mount(root, params) {
         h('button', {type: 'button', class: 'link-button', title: 'Show only this event', onclick: () => {
           name.value = e.event_name;
           run();
-        }}, e.event_name)),
+        }}, e.event_name), e.impact ? [' ', impactBadge(e.impact)] : null),
       h('td', null, h('span', {class: 'badge ' + e.event_state}, e.event_state),
         e.open ? [' ', h('span', {class: 'badge open', 'data-testid': 'event-open'}, 'open')] : null,
         e.event_state === 'stop' && !e.pair_id ? [' ', h('span', {class: 'badge muted', title: 'No start had the same name and labels'}, 'unpaired')] : null),

@@ -10,6 +10,7 @@ import {h, s, clear, labelChips, metadataView, linkList} from './dom.js';
 import {axisLabel, formatTime, humanDuration, timeTicks} from './time.js';
 import {colorOf} from './eventset.js';
 import {Tooltip} from './tooltip.js';
+import {impactView, verdictOf} from './impact.js';
 
 export const SERIES_COLORS = ['#1c7ed6', '#e8590c', '#2f9e44', '#ae3ec9', '#f08c00', '#0ca678', '#d6336c', '#4263eb', '#74b816', '#868e96'];
 
@@ -161,7 +162,8 @@ export class Plot {
       const w = Math.max(2, x(r.to) - x0);
       const color = r.color || colorOf(r.name);
       shading.append(s('rect', {class: r.open ? 'region open' : 'region', x: x0.toFixed(1), y: M.top, width: w.toFixed(1), height: ph, fill: color}));
-      const bar = s('g', {class: r.open ? 'region-bar open' : 'region-bar', 'data-kind': 'region', 'data-index': i, 'data-testid': 'region'},
+      const bv = verdictOf(r.start);
+      const bar = s('g', {class: (r.open ? 'region-bar open' : 'region-bar') + (bv ? ' impact-' + bv : ''), 'data-kind': 'region', 'data-index': i, 'data-testid': 'region', 'data-verdict': bv},
         s('rect', {x: x0.toFixed(1), y: 4, width: w.toFixed(1), height: LANE - 4, rx: 3, fill: color}));
       if (w > 46) {
         bar.append(s('text', {x: (x0 + 4).toFixed(1), y: 4 + (LANE - 4) / 2, dy: '0.35em', class: 'bar-label'}, r.label || r.name));
@@ -207,7 +209,8 @@ export class Plot {
       const xx = x(m.t).toFixed(1);
       const color = m.color || colorOf(m.name);
       rules.append(s('line', {x1: xx, x2: xx, y1: M.top, y2: M.top + ph, stroke: color}));
-      lane.append(s('g', {class: 'marker', 'data-kind': 'marker', 'data-index': i, 'data-testid': 'marker'},
+      const mv = verdictOf(m.event);
+      lane.append(s('g', {class: 'marker' + (mv ? ' impact-' + mv : ''), 'data-kind': 'marker', 'data-index': i, 'data-testid': 'marker', 'data-verdict': mv},
         s('path', {d: `M${xx} ${LANE + 2} l-6 -10 h12 z`, fill: color}),
         s('rect', {class: 'hit', x: (+xx - 7).toFixed(1), y: 0, width: 14, height: LANE + 4})));
     });
@@ -367,6 +370,7 @@ export function eventTip({kind, item}) {
     h('div', {class: 'tip-title'}, h('span', {class: 'dot', style: {background: colorOf(ev.event_name)}}), ev.event_name),
     rows,
     labelChips(labels),
+    impactView(ev.impact || (other ? other.impact : null)),
     metadataView(Object.assign({}, ev.metadata, other ? other.metadata : null)),
     linkList(links, 'tooltip-link'));
 }

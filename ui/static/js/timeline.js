@@ -1,12 +1,14 @@
 // The event log as a timeline: one lane per event name, a bar for each
 // start→stop window (open ones run to now and end in an arrow), a diamond
-// for each point event. Hover shows the event; click pins it.
+// for each point event, outlined by its impact when it is degraded. Hover
+// shows the event; click pins it.
 
 import {s, clear} from './dom.js';
 import {axisLabel, timeTicks} from './time.js';
 import {colorOf} from './eventset.js';
 import {eventTip} from './plot.js';
 import {Tooltip} from './tooltip.js';
+import {verdictOf} from './impact.js';
 
 const LANE_H = 24;
 const M = {top: 8, right: 16, bottom: 24, left: 170};
@@ -85,7 +87,7 @@ export class Timeline {
       const y = M.top + lane.get(r.name) * LANE_H + 4;
       const x0 = x(r.from);
       const w = Math.max(3, x(r.to) - x0);
-      const g = s('g', {class: r.open ? 'tl-region open' : 'tl-region', 'data-kind': 'region', 'data-index': i, 'data-testid': 'timeline-region'},
+      const g = s('g', {class: (r.open ? 'tl-region open' : 'tl-region') + verdictClass(r.start), 'data-kind': 'region', 'data-index': i, 'data-testid': 'timeline-region', 'data-verdict': verdictOf(r.start)},
         s('rect', {x: x0.toFixed(1), y, width: w.toFixed(1), height: LANE_H - 8, rx: 3, fill: colorOf(r.name)}));
       if (r.open) {
         const xe = x0 + w;
@@ -98,7 +100,7 @@ export class Timeline {
       if (!lane.has(m.name)) return;
       const cy = M.top + lane.get(m.name) * LANE_H + LANE_H / 2;
       const cx = x(m.t);
-      items.append(s('g', {class: 'tl-marker', 'data-kind': 'marker', 'data-index': i, 'data-testid': 'timeline-marker'},
+      items.append(s('g', {class: 'tl-marker' + verdictClass(m.event), 'data-kind': 'marker', 'data-index': i, 'data-testid': 'timeline-marker', 'data-verdict': verdictOf(m.event)},
         s('path', {d: `M${cx.toFixed(1)} ${cy - 7} l7 7 l-7 7 l-7 -7 z`, fill: colorOf(m.name)})));
       drawnMarkers++;
     });
@@ -109,4 +111,11 @@ export class Timeline {
     d.markerCount = drawnMarkers;
     d.hiddenLanes = names.length - shown.length;
   }
+}
+
+// verdictClass marks a shape with its event's verdict: degraded ones stand
+// out.
+function verdictClass(e) {
+  const v = verdictOf(e);
+  return v ? ' impact-' + v : '';
 }
