@@ -68,7 +68,9 @@ func startServer(t *testing.T) string {
 }
 
 // generate writes 40 minutes of two services' requests and latencies, and
-// a deploy of checkout (start, stop) and a config change (a point event).
+// a deploy of checkout (start, stop) and a config change (a point event),
+// labelled by service as the metrics are, so that impact scoring finds the
+// deploy's signals.
 func generate(t *testing.T, base string, now time.Time) {
 	var series []testutil.Series
 	for si, svc := range []string{"checkout", "cart"} {
@@ -99,9 +101,9 @@ func generate(t *testing.T, base string, now time.Time) {
 	require.NoError(t, testutil.RemoteWrite(t, base+"/api/v1/write", writeToken, false, series))
 
 	events := fmt.Sprintf(`[
-		{"event_name":"checkout-v2","event_state":"start","timestamp":%d,"attributes":{"service":"checkout","env":"prod"}},
-		{"event_name":"checkout-v2","event_state":"stop","timestamp":%d,"attributes":{"service":"checkout","env":"prod"}},
-		{"event_name":"cart-config","event_state":"start","timestamp":%d,"value":1,"attributes":{"service":"cart","env":"prod"}}
+		{"event_name":"checkout-v2","event_state":"start","timestamp":%d,"attributes":{"service":"checkout"}},
+		{"event_name":"checkout-v2","event_state":"stop","timestamp":%d,"attributes":{"service":"checkout"}},
+		{"event_name":"cart-config","event_state":"start","timestamp":%d,"value":1,"attributes":{"service":"cart"}}
 	]`, now.Add(-20*time.Minute).Unix(), now.Add(-10*time.Minute).Unix(), now.Add(-5*time.Minute).Unix())
 	req, err := http.NewRequest("PUT", base+"/api/v4/organizations/acme/change_events", strings.NewReader(events))
 	require.NoError(t, err)
@@ -251,7 +253,14 @@ func TestDashboardQueries(t *testing.T) {
 	base := startServer(t) + "/api/v4/organizations/acme/prometheus"
 	now := time.Now().Truncate(15 * time.Second)
 	generate(t, strings.TrimSuffix(base, "/api/v4/organizations/acme/prometheus"), now)
-	start, end := now.Add(-time.Hour), now.Add(15*time.Second)
+	// The deploy's after window has passed: the impact scorer scores it
+	// within a pass or two, and writes its series at that time.
+	end := now.Add(2 * time.Minute)
+	require.Eventually(t, func() bool {
+		r := queryRange(t, base, `change_event_impact_score`, now.Add(-time.Hour), end, 15*time.Second)
+		return len(r.Result) > 0
+	}, 90*time.Second, time.Second, "the deploy is never scored")
+	start := now.Add(-time.Hour)
 
 	paths, err := filepath.Glob("dashboards/*.json")
 	require.NoError(t, err)
