@@ -57,6 +57,43 @@ type Logged struct {
 	Duration *float64 `json:"duration_seconds,omitempty"`
 	// Open is true for a start whose stop has not come.
 	Open bool `json:"open"`
+	// Impact is what the change did to its services' signals, once
+	// scored (docs/impact.md).
+	Impact *Impact `json:"impact,omitempty"`
+}
+
+// Impact is a change's impact: its verdict (degraded, improved,
+// no_change or no_data) and each signal compared after it with before it.
+type Impact struct {
+	Verdict     string       `json:"verdict"`
+	ScoredAt    string       `json:"scored_at"`
+	Score       *float64     `json:"score"`
+	Provisional bool         `json:"provisional,omitempty"`
+	Window      ImpactWindow `json:"window"`
+	Signals     []Signal     `json:"signals"`
+}
+
+// ImpactWindow is the time compared: before_start to start against start
+// to after_end.
+type ImpactWindow struct {
+	BeforeStart string `json:"before_start"`
+	Start       string `json:"start"`
+	AfterEnd    string `json:"after_end"`
+}
+
+// Signal is one signal of an Impact.
+type Signal struct {
+	Name           string   `json:"name"`
+	Classification string   `json:"classification"`
+	Verdict        string   `json:"verdict"`
+	Direction      string   `json:"direction"`
+	PValue         *float64 `json:"p_value"`
+	Before         *float64 `json:"before"`
+	After          *float64 `json:"after"`
+	Effect         *float64 `json:"effect"`
+	BeforePoints   int      `json:"before_points"`
+	AfterPoints    int      `json:"after_points"`
+	Reason         string   `json:"reason"`
 }
 
 // List lists one page of the organization's events matching q, retrying as
