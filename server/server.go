@@ -325,25 +325,9 @@ func (s *Server) Run(ctx context.Context) error {
 			close(httpDone)
 		})
 	}
-	{
-		// The traffic-shift detector: it runs once the event log has
-		// recovered, and stops after the HTTP server has drained and
-		// before the event writer, so that its last writes are done.
-		stop := make(chan struct{})
-		g.Add(func() error {
-			select {
-			case <-recovered:
-			case <-stop:
-				return nil
-			}
-			s.shifts.Run()
-			return nil
-		}, func(error) {
-			<-httpDone
-			close(stop)
-			s.shifts.Stop()
-		})
-	}
+	// The traffic-shift detector: it stops before the event writer, so
+	// that its last writes are done.
+	addWorker(&g, recovered, httpDone, s.shifts.Run, s.shifts.Stop, nil)
 	{
 		// The event writer: recovery first, then readiness, then the
 		// loop. It stops after the HTTP server has drained, so in-flight
@@ -377,44 +361,10 @@ func (s *Server) Run(ctx context.Context) error {
 			s.events.Stop()
 		})
 	}
-	{
-		// The rules of every organization: evaluated once the storage has
-		// recovered, stopped after the HTTP server has drained.
-		stop := make(chan struct{})
-		g.Add(func() error {
-			select {
-			case <-recovered:
-			case <-stop:
-				return nil
-			}
-			s.rules.Run()
-			return nil
-		}, func(error) {
-			<-httpDone
-			close(stop)
-			s.rules.Stop()
-			close(rulesDone)
-		})
-	}
+	// The rules of every organization, and impact scoring.
+	addWorker(&g, recovered, httpDone, s.rules.Run, s.rules.Stop, rulesDone)
 	impactDone := make(chan struct{})
-	{
-		// Impact scoring: from recovery on, stopped with the rules.
-		stop := make(chan struct{})
-		g.Add(func() error {
-			select {
-			case <-recovered:
-			case <-stop:
-				return nil
-			}
-			s.impact.Run()
-			return nil
-		}, func(error) {
-			<-httpDone
-			close(stop)
-			s.impact.Stop()
-			close(impactDone)
-		})
-	}
+	addWorker(&g, recovered, httpDone, s.impact.Run, s.impact.Stop, impactDone)
 	{
 		// The leases: renewed until the rules and the scoring have
 		// stopped, then given up, so that another process takes the
@@ -450,6 +400,29 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	return g.Run()
+}
+
+// addWorker adds to g a component that runs from recovery on and, when the
+// group stops, is stopped once the HTTP server has drained; done, when not
+// nil, is closed after it has stopped.
+func addWorker(g *run.Group, recovered, httpDone <-chan struct{}, run, stop func(), done chan struct{}) {
+	quit := make(chan struct{})
+	g.Add(func() error {
+		select {
+		case <-recovered:
+		case <-quit:
+			return nil
+		}
+		run()
+		return nil
+	}, func(error) {
+		<-httpDone
+		close(quit)
+		stop()
+		if done != nil {
+			close(done)
+		}
+	})
 }
 
 // close closes the storage and the state, once.
