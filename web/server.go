@@ -36,6 +36,9 @@ type Options struct {
 	// TokenBurst is how many requests may come at once.
 	TokenRequestsPerSecond float64
 	TokenBurst             int
+	// Query configures the query path: splitting, sharding and the
+	// results cache (see package query).
+	Query QueryOptions
 
 	State   *state.DB
 	Backend storage.Backend
@@ -56,7 +59,7 @@ type Handler struct {
 
 	// engine and queryable run PromQL over the organization in a
 	// request's context (see storage.WithOrg).
-	engine    *promql.Engine
+	engine    promql.QueryEngine
 	queryable storage.Routed
 
 	requests *prometheus.CounterVec
@@ -101,6 +104,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		MaxSamples:    opts.MaxSamples,
 		Rules:         opts.Rules,
 		CORSOrigin:    opts.CORSOrigin,
+		Query:         opts.Query,
+		Backend:       opts.Backend,
 	}
 	h.engine = newEngine(logger, reg, po)
 	h.queryable = storage.Routed{Backend: opts.Backend}

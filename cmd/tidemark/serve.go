@@ -24,6 +24,7 @@ import (
 	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/query"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/web"
@@ -46,6 +47,8 @@ type serveCmd struct {
 	queryTimeout    time.Duration
 	lookbackDelta   time.Duration
 	maxSamples      int
+	query           web.QueryOptions
+	queryCacheBytes units.Base2Bytes
 	shutdownTimeout time.Duration
 	corsOrigin      string
 	maxSeries       uint64
@@ -81,6 +84,9 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	durationFlag(f("query.timeout", "Maximum time a query may take.").Default("2m"), &c.queryTimeout)
 	durationFlag(f("query.lookback-delta", "How far back PromQL looks for a sample.").Default("5m"), &c.lookbackDelta)
 	f("query.max-samples", "Most samples a query may load into memory.").Default("50000000").IntVar(&c.maxSamples)
+	f("query.parallelism", "Sub-queries of one query evaluated at once (range queries split by time); 0: one per CPU, 1: no splitting.").Default("0").IntVar(&c.query.Parallelism)
+	f("query.shards", "Series shards that sum, min, max, count and group are evaluated in; 0 or 1: no sharding.").Default("0").IntVar(&c.query.Shards)
+	f("query.results-cache.max-bytes", "Memory for cached range query results, invalidated by appends; 0: no cache.").Default("128MiB").BytesVar(&c.queryCacheBytes)
 	f("log.level", "Log level: debug, info, warn, error.").Default("info").EnumVar(&c.logLevel, "debug", "info", "warn", "error")
 	f("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&c.logFormat, "logfmt", "json")
 
@@ -92,6 +98,12 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	durationFlag(f("events.backfill-window", "How old an event may be; older ones are refused.").Default("7d"), &c.eventsBackfill)
 	durationFlag(f("events.future-window", "How far in the future an event may be (clock skew).").Default("10m"), &c.eventsFutureWindow)
 	return c
+}
+
+func (c *serveCmd) queryOptions() web.QueryOptions {
+	o := c.query
+	o.ResultsCacheMaxBytes = int64(c.queryCacheBytes)
+	return o
 }
 
 func (c *serveCmd) logger() *slog.Logger {
@@ -206,7 +218,8 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		Retention:        c.retention,
 		OutOfOrderWindow: ooo,
 	})
-	backend := storage.NewLimited(embedded, reg, storage.LimitOptions{MaxSeriesPerOrg: c.maxSeries})
+	// Every writer appends through query.WatchAppends: the results cache hears of each append.
+	backend := query.WatchAppends(storage.NewLimited(embedded, reg, storage.LimitOptions{MaxSeriesPerOrg: c.maxSeries}))
 	defer func() {
 		if err := backend.Close(); err != nil {
 			logger.Error("close storage", "err", err)
@@ -260,6 +273,7 @@ func (c *serveCmd) serve(logger *slog.Logger) error {
 		CORSOrigin:             cors,
 		TokenRequestsPerSecond: c.tokenRPS,
 		TokenBurst:             c.tokenBurst,
+		Query:                  c.queryOptions(),
 		State:                  db,
 		Backend:                backend,
 		Events:                 evs,
