@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidemark/tidemark/alerting"
 	"github.com/tidemark/tidemark/events"
+	"github.com/tidemark/tidemark/query"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 )
@@ -64,13 +65,14 @@ func newTestStack(t testing.TB, configure ...func(*stackConfig)) *testStack {
 	if cfg.wrap != nil {
 		inner = cfg.wrap(embedded)
 	}
-	backend := storage.NewLimited(inner, reg, cfg.limits)
+	backend := query.WatchAppends(storage.NewLimited(inner, reg, cfg.limits))
 	st.events = events.NewService(logger, reg, db, backend, events.Options{})
 	require.NoError(t, st.events.Recover(ctx))
 	go st.events.Run()
 	opts := Options{
 		Version: "test", MaxRequestBytes: 1 << 20, QueryTimeout: time.Minute, LookbackDelta: 5 * time.Minute, MaxSamples: 1e7,
 		State: db, Backend: backend, Events: st.events, Gatherer: reg,
+		Query: QueryOptions{Shards: 2, ResultsCacheMaxBytes: 16 << 20},
 	}
 	if cfg.rules {
 		am, err := alerting.New(logger, reg, alerting.Options{
