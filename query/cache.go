@@ -197,11 +197,11 @@ func (c *ResultsCache) put(tr *tracker, key string, g grid, want span, res promq
 	}
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
+	if tr.low <= want.from {
+		return
+	}
 	if tr.low <= want.to {
-		want.to = g.floor(tr.low - 1)
-		if want.to < want.from {
-			return
-		}
+		want.to = want.from + (tr.low-1-want.from)/g.step*g.step
 	}
 	e := &extent{org: tr.org, key: key, names: tr.names, step: g.step, from: want.from, to: want.to}
 	e.series = slice(res, want, true)
@@ -271,12 +271,11 @@ func (c *ResultsCache) Invalidate(org string, low Appended) {
 	for _, e := range oc.entries {
 		if t := low.lowest(e.names, all); t <= e.to {
 			c.invalidations.Inc()
-			to := e.from + floorDiv(t-1-e.from, e.step)*e.step
-			if to < e.from {
+			if t <= e.from {
 				c.remove(oc, e)
 				continue
 			}
-			e.to = to
+			e.to = e.from + (t-1-e.from)/e.step*e.step
 			e.series = slice(e.series, span{e.from, e.to}, false)
 			c.bytes -= e.bytes
 			e.bytes = extentBytes(e)

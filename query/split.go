@@ -32,11 +32,6 @@ func (g grid) ceil(t int64) int64 {
 	return g.start + (t-g.start+g.step-1)/g.step*g.step
 }
 
-// floor is the last step of g at or before t.
-func (g grid) floor(t int64) int64 {
-	return g.start + floorDiv(t-g.start, g.step)*g.step
-}
-
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {
