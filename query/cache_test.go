@@ -191,7 +191,7 @@ func TestGridSplit(t *testing.T) {
 	for _, c := range []struct {
 		parts, minSteps int
 		align           int64
-	}{{2, 1, 1 << 40}, {3, 2, 1 << 40}, {4, 1, 25_000}, {16, 1, 1 << 40}, {1, 1, 1 << 40}} {
+	}{{2, 1, 10_000}, {3, 2, 30_000}, {4, 1, 25_000}, {16, 1, 1000}, {1, 1, 10_000}, {2, 1, 1 << 40}} {
 		spans := g.split(span{g.start, g.end}, c.parts, c.minSteps, c.align)
 		require.Equal(t, g.start, spans[0].from)
 		require.Equal(t, g.end, spans[len(spans)-1].to)
@@ -203,5 +203,10 @@ func TestGridSplit(t *testing.T) {
 			}
 		}
 		require.LessOrEqual(t, len(spans), max(c.parts, 1))
+		if c.align > g.end {
+			require.Len(t, spans, 1, "no multiple of align inside: not cut")
+		} else if c.parts > 1 {
+			require.Greater(t, len(spans), 1)
+		}
 	}
 }

@@ -26,7 +26,7 @@ func testEngine(t testing.TB) *promql.Engine {
 func testOptions(o Options) Options {
 	o.Parallelism = 3
 	o.MinPartSteps = 1
-	o.SplitAlign = 5 * time.Minute
+	o.SplitAlign = time.Minute
 	o.Parser = parser.NewParser(promqltest.TestParserOpts)
 	return o
 }
@@ -36,7 +36,11 @@ func TestPromQLPlain(t *testing.T) {
 }
 
 func TestPromQLSplit(t *testing.T) {
-	promqltest.RunBuiltinTests(t, NewEngine(nil, testEngine(t), testOptions(Options{Split: true})))
+	eng := NewEngine(nil, testEngine(t), testOptions(Options{Split: true}))
+	promqltest.RunBuiltinTests(t, eng)
+	parts := testutil.ToFloat64(eng.subqueries.WithLabelValues("part"))
+	t.Logf("%v sub-ranges evaluated", parts)
+	require.Greater(t, parts, 2000.0)
 }
 
 func TestPromQLSharded(t *testing.T) {

@@ -40,10 +40,12 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// split cuts s into at most parts sub-spans of at least minSteps (and
-// at least 2) steps each, on the grid. A boundary of sub-spans longer than align is rounded
-// to a multiple of align (the TSDB cuts blocks there), so that each
-// sub-query reads few blocks.
+// split cuts s into at most parts sub-spans of at least minSteps (and at
+// least 2) steps each, on the grid, at boundaries as near to even as the
+// multiples of align allow: the TSDB cuts blocks and chunks there, so each
+// sub-query reads its own chunks, and only those of the previous sub-range
+// that its range functions look back into. A span that holds no multiple
+// of align is not cut.
 func (g grid) split(s span, parts, minSteps int, align int64) []span {
 	n := g.steps(s)
 	minSteps = max(minSteps, 2)
@@ -58,11 +60,9 @@ func (g grid) split(s span, parts, minSteps int, align int64) []span {
 	from := s.from
 	for i := 1; i < parts; i++ {
 		b := s.from + int64(i)*length
-		if length > align {
-			b = (b + align/2) / align * align
-		}
+		b = floorDiv(b+align/2, align) * align
 		b = g.ceil(b)
-		if b <= from || b > s.to {
+		if b <= from || b > s.to || g.steps(span{from, b - g.step}) < int64(minSteps) || g.steps(span{b, s.to}) < int64(minSteps) {
 			continue
 		}
 		out = append(out, span{from, b - g.step})
