@@ -72,6 +72,8 @@ func run(ctx context.Context, opts options) (string, error) {
 			sys := tidemarkSystem(bin, tcfg, extra...)
 			sys.env = opts.tidemarkEnv
 			sys.profile = profile
+			// Cold queries: the results cache off.
+			sys.coldArgs = serveFlags(bin, "--query.results-cache.max-bytes=0")
 			systems = append(systems, sys)
 		case "prometheus":
 			v, err := prometheusVersion()
@@ -164,13 +166,37 @@ func measure(ctx context.Context, sys *system, dir string, opts options, set *se
 		p.stop()
 		return err
 	}
-	opts.logf("%s: queries", sys.name)
-	if err := queries(ctx, p, canary, ranges, res, counts); err != nil {
+	opts.logf("%s: queries, caches off", sys.name)
+	if err := queries(ctx, p, canary, ranges, res, counts, "cold"); err != nil {
 		p.stop()
 		return err
 	}
+	mem, err := procMemory(p.pid())
+	if err != nil {
+		p.stop()
+		return err
+	}
+	last := ranges[len(ranges)-1]
+	res.set("query "+last.label+", cold", "RSS after the "+last.label+" query set (MiB)", true, sys.name, float64(mem.RSS)/(1<<20))
 	opts.logf("%s: change events", sys.name)
 	if err := changeEvents(ctx, p, mc, res); err != nil {
+		p.stop()
+		return err
+	}
+	if err := p.stop(); err != nil {
+		return err
+	}
+	// The same data, the system started again with its caches on, and
+	// each query repeated as a dashboard refreshing does.
+	opts.logf("%s: queries, caches on", sys.name)
+	if p, err = startCached(sys, filepath.Join(dir, "data"), logPath); err != nil {
+		return err
+	}
+	if _, err := p.waitReady(5 * time.Minute); err != nil {
+		p.stop()
+		return err
+	}
+	if err := queries(ctx, p, canary, ranges, res, counts, "repeated dashboard"); err != nil {
 		p.stop()
 		return err
 	}

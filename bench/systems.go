@@ -44,8 +44,11 @@ type system struct {
 	// and the prefix of /api/v1/query.
 	writePath, queryPrefix string
 	wToken, rToken         string
-	// queryExtra is added to every query.
-	queryExtra url.Values
+	// coldArgs are added to argv, and coldQuery to every query, when the
+	// system runs with every cache off (cold queries); without them its
+	// caches are on (repeated-dashboard queries).
+	coldArgs  []string
+	coldQuery url.Values
 	// eventsPath is the change-events API (Tidemark only).
 	eventsPath string
 	// env is added to the process's environment.
@@ -86,14 +89,14 @@ func victoriaMetricsSystem(bin string) *system {
 	return &system{
 		name: "VictoriaMetrics", version: victoriaMetricsVersion, bin: bin,
 		argv: func(dir, addr string) []string {
-			// Its response cache is off so that repeated queries are
-			// computed as in the other systems.
-			return []string{"-storageDataPath=" + dir, "-httpListenAddr=" + addr, "-search.disableCache", "-loggerLevel=WARN"}
+			return []string{"-storageDataPath=" + dir, "-httpListenAddr=" + addr, "-loggerLevel=WARN"}
 		},
 		writePath: "/api/v1/write",
-		// nocache also skips the 30s -search.latencyOffset for queries at
-		// "now" (the write-to-visible measurement).
-		queryExtra: url.Values{"nocache": {"1"}},
+		// Cold: its caches off, so that every query is computed. nocache
+		// also skips the 30s -search.latencyOffset for queries at "now"
+		// (the write-to-visible measurement).
+		coldArgs:  []string{"-search.disableCache"},
+		coldQuery: url.Values{"nocache": {"1"}},
 	}
 }
 
@@ -120,7 +123,9 @@ func writeConfigs(dir string) (tidemarkCfg, promCfg string, err error) {
 
 // proc is a running system.
 type proc struct {
-	sys     *system
+	sys *system
+	// cached: the system runs with its caches on.
+	cached  bool
 	cmd     *exec.Cmd
 	base    string
 	started time.Time
@@ -139,9 +144,18 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// start starts sys on dir and a free loopback port; its output goes to
-// logPath (appended).
+// start starts sys with every cache off on dir and a free loopback port;
+// its output goes to logPath (appended).
 func start(sys *system, dir, logPath string) (*proc, error) {
+	return launch(sys, dir, logPath, false)
+}
+
+// startCached starts sys as start does, with its caches on.
+func startCached(sys *system, dir, logPath string) (*proc, error) {
+	return launch(sys, dir, logPath, true)
+}
+
+func launch(sys *system, dir, logPath string, cached bool) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -153,11 +167,15 @@ func start(sys *system, dir, logPath string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(sys.bin, sys.argv(dir, addr)...)
+	args := sys.argv(dir, addr)
+	if !cached {
+		args = append(args, sys.coldArgs...)
+	}
+	cmd := exec.Command(sys.bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), sys.env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	p := &proc{sys: sys, cmd: cmd, base: "http://" + addr, exited: make(chan struct{}), log: lf,
+	p := &proc{sys: sys, cached: cached, cmd: cmd, base: "http://" + addr, exited: make(chan struct{}), log: lf,
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -265,8 +283,10 @@ func (p *proc) writer() (*writer, error) {
 
 // get sends an authorized GET and returns the body of a 200.
 func (p *proc) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
-	for k, v := range p.sys.queryExtra {
-		q[k] = v
+	if !p.cached {
+		for k, v := range p.sys.coldQuery {
+			q[k] = v
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path+"?"+q.Encode(), nil)
 	if err != nil {

@@ -162,8 +162,9 @@ var dashboardQueries = []struct{ name, expr string }{
 
 // queries runs the stage-aware canary query and the dashboard queries as
 // range queries over each range, reps times after a warm-up, and records
-// the p50 and p99 latency. counts receives the series each query returned.
-func queries(ctx context.Context, p *proc, canary string, ranges []queryRange, res *results, counts map[string]int) error {
+// the p50 and p99 latency in the group "query <range>, <kind>". counts
+// receives the series each query returned.
+func queries(ctx context.Context, p *proc, canary string, ranges []queryRange, res *results, counts map[string]int, kind string) error {
 	type q struct{ name, expr string }
 	var qs []q
 	qs = append(qs, q{"canary stage-aware", canary})
@@ -195,16 +196,20 @@ func queries(ctx context.Context, p *proc, canary string, ranges []queryRange, r
 					lat = append(lat, d)
 				}
 			}
-			g := "query " + r.label
+			g := "query " + r.label + ", " + kind
 			res.set(g, qq.name+" p50 (ms)", true, p.sys.name, ms(percentile(lat, 50)))
 			res.set(g, qq.name+" p99 (ms)", true, p.sys.name, ms(percentile(lat, 99)))
 			counts[g+" "+qq.name] = n
 		}
 	}
+	if kind != "cold" {
+		return nil
+	}
 	for _, r := range ranges {
 		res.note("query %s: range queries from %s to %s, step %s, rate window %s; %d runs after one warm-up (p99 of %d runs is their maximum)",
 			r.label, r.start.UTC().Format(time.RFC3339), r.end.UTC().Format(time.RFC3339), dur(r.step), r.window, r.reps, r.reps)
 	}
+	res.note("cold: every cache off (Tidemark `--query.results-cache.max-bytes=0`; VictoriaMetrics `-search.disableCache` and `nocache=1` on every query); repeated dashboard: the same data after a restart with the caches on (Tidemark's results cache, VictoriaMetrics' rollup result cache; Prometheus has none), each query warmed once and repeated unchanged. RSS after the query set is the cold process's resident set right after its last query.")
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/tidemark/tidemark/storage"
 	"github.com/tidemark/tidemark/storage/metadata"
 	"github.com/tidemark/tidemark/storage/remote"
+	"github.com/tidemark/tidemark/web"
 )
 
 // Options configures a server. DefaultOptions gives the values of a
@@ -84,6 +85,9 @@ type Options struct {
 	QueryTimeout  time.Duration
 	LookbackDelta time.Duration
 	MaxSamples    int
+	// Query is the query path: splitting, sharding, the results cache
+	// (docs/query.md).
+	Query web.QueryOptions
 
 	Events events.Options
 
@@ -129,6 +133,7 @@ func DefaultOptions() Options {
 		QueryTimeout:           2 * time.Minute,
 		LookbackDelta:          5 * time.Minute,
 		MaxSamples:             50_000_000,
+		Query:                  web.QueryOptions{ResultsCacheMaxBytes: 128 << 20},
 		Events: events.Options{
 			MetricName:       events.DefaultMetricName,
 			ActiveResolution: 15 * time.Second,

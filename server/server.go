@@ -27,6 +27,7 @@ import (
 	"github.com/tidemark/tidemark/events"
 	"github.com/tidemark/tidemark/impact"
 	"github.com/tidemark/tidemark/lease"
+	"github.com/tidemark/tidemark/query"
 	"github.com/tidemark/tidemark/shifts"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
@@ -150,10 +151,12 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		Name: "tidemark_limit_rejections_total",
 		Help: "Requests or samples refused by a limit, by limit.",
 	}, []string{"limit"})
-	s.backend = storage.NewLimited(inner, storage.LimitOptions{
+	// Every writer appends through query.WatchAppends: the results cache
+	// hears of each append, so no append leaves a stale result behind.
+	s.backend = query.WatchAppends(storage.NewLimited(inner, storage.LimitOptions{
 		MaxSeriesPerOrg: opts.MaxSeriesPerOrg,
 		Rejected:        rejections.WithLabelValues("max_series_per_org"),
-	})
+	}))
 	// Once-per-organization work (active series, replays, rules) is done
 	// where the organization's lease is held: here, with one process per
 	// database.
@@ -226,6 +229,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 		QueryTimeout:           opts.QueryTimeout,
 		LookbackDelta:          opts.LookbackDelta,
 		MaxSamples:             opts.MaxSamples,
+		Query:                  opts.Query,
 		CORSOrigin:             cors,
 		TokenRequestsPerSecond: opts.TokenRequestsPerSecond,
 		TokenBurst:             opts.TokenBurst,

@@ -29,13 +29,8 @@ func (r Routed) ExemplarQuerier(ctx context.Context) (promstorage.ExemplarQuerie
 	return exemplarQuerier(ctx, org)
 }
 
-// ExemplarQuerier passes exemplar queries through the limits.
-func (o limitedOrg) ExemplarQuerier(ctx context.Context) (promstorage.ExemplarQuerier, error) {
-	return exemplarQuerier(ctx, o.Org)
-}
-
 func exemplarQuerier(ctx context.Context, o Org) (promstorage.ExemplarQuerier, error) {
-	if eq, ok := o.(promstorage.ExemplarQueryable); ok {
+	if eq, ok := As[promstorage.ExemplarQueryable](o); ok {
 		return eq.ExemplarQuerier(ctx)
 	}
 	return noExemplars{}, nil

@@ -54,6 +54,30 @@ type Org interface {
 	ActiveSeries() (n uint64, counted bool)
 }
 
+// Wrapper is implemented by an Org that wraps another (a limit, an append
+// watcher): the optional capabilities of the storage below (StatsReporter,
+// promstorage.ExemplarQueryable) are looked up through it with As, so that
+// a wrapper cannot hide them by not knowing of them.
+type Wrapper interface {
+	Unwrap() Org
+}
+
+// As finds, in o or the Orgs it wraps, the first that is a T.
+func As[T any](o Org) (T, bool) {
+	for o != nil {
+		if t, ok := o.(T); ok {
+			return t, true
+		}
+		w, ok := o.(Wrapper)
+		if !ok {
+			break
+		}
+		o = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Preparer is implemented by appenders whose storage can take the samples
 // before anything that depends on them is made durable elsewhere: Prepare
 // sends them (a remote engine answers whether it took them) and reports

@@ -57,6 +57,9 @@ type limitedOrg struct {
 	slug string
 }
 
+// Unwrap implements Wrapper.
+func (o limitedOrg) Unwrap() Org { return o.Org }
+
 func (o limitedOrg) AppenderV2(ctx context.Context) promstorage.AppenderV2 {
 	inner := o.Org.AppenderV2(ctx)
 	a := &limitedAppender{AppenderV2: inner, o: o, report: reportFrom(ctx)}

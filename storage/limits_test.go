@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -64,4 +66,29 @@ func TestLimitedKeepsCapabilities(t *testing.T) {
 		require.ErrorIs(t, commit, fail)
 	}
 	require.Equal(t, 2, n)
+}
+
+// outer wraps an Org without knowing its capabilities, as the append
+// watcher of the query path does.
+type outer struct{ Org }
+
+func (o outer) Unwrap() Org { return o.Org }
+
+// TestAsThroughWrappers: a capability of the storage is found through
+// every wrapper that says what it wraps.
+func TestAsThroughWrappers(t *testing.T) {
+	dir := t.TempDir()
+	e := NewEmbedded(slog.New(slog.DiscardHandler), nil, EmbeddedOptions{Dir: dir, Retention: time.Hour})
+	defer e.Close()
+	l := NewLimited(e, LimitOptions{})
+	o, err := l.Org("acme")
+	require.NoError(t, err)
+	var wrapped Org = outer{o}
+	_, ok := wrapped.(StatsReporter)
+	require.False(t, ok, "the outer wrapper has no HeadStats of its own")
+	st, err := OrgHeadStats(wrapped, "__name__", 10)
+	require.NoError(t, err)
+	require.Zero(t, st.NumSeries)
+	_, ok = As[StatsReporter](outer{preparing{prepared: new(int)}})
+	require.False(t, ok, "a storage without statistics has none")
 }

@@ -21,14 +21,10 @@ func (o embeddedOrg) HeadStats(statsByLabelName string, limit int) (*tsdb.Stats,
 	return o.Head().Stats(statsByLabelName, limit), nil
 }
 
-// HeadStats passes the statistics through the limits.
-func (o limitedOrg) HeadStats(statsByLabelName string, limit int) (*tsdb.Stats, error) {
-	return OrgHeadStats(o.Org, statsByLabelName, limit)
-}
-
-// OrgHeadStats returns the head statistics of o, or ErrNoStats.
+// OrgHeadStats returns the head statistics of o (or of the storage it
+// wraps), or ErrNoStats.
 func OrgHeadStats(o Org, statsByLabelName string, limit int) (*tsdb.Stats, error) {
-	if s, ok := o.(StatsReporter); ok {
+	if s, ok := As[StatsReporter](o); ok {
 		return s.HeadStats(statsByLabelName, limit)
 	}
 	return nil, ErrNoStats

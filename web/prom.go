@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/tidemark/tidemark/query"
 	"github.com/tidemark/tidemark/state"
 	"github.com/tidemark/tidemark/storage"
 )
@@ -89,15 +90,35 @@ type promAPIOptions struct {
 	Rules         RulesSource
 	// CORSOrigin is the Origin regexp CORS allows; nil: none.
 	CORSOrigin *regexp.Regexp
+	Query      QueryOptions
+	// Backend is the storage queries read; the results cache is on only
+	// if it tells of its appends (query.AppendNotifier).
+	Backend storage.Backend
+}
+
+// QueryOptions configures the query path (see package query).
+type QueryOptions struct {
+	// Parallelism is how many sub-queries of one query run at once:
+	// 0 means GOMAXPROCS; 1 turns time splitting off.
+	Parallelism int
+	// Shards is how many series shards sum, min, max, count and group
+	// are evaluated in; 0 or 1 turns sharding off.
+	Shards int
+	// ResultsCacheMaxBytes bounds the range query results cache; 0 turns
+	// it off. The cache is used only over a Backend that tells of every
+	// append (query.WatchAppends), so that no append leaves a stale
+	// result behind.
+	ResultsCacheMaxBytes int64
 }
 
 // noCORS matches no Origin: browsers get no Access-Control-Allow-Origin.
 var noCORS = regexp.MustCompile(`^$`)
 
 // newEngine returns the PromQL engine every query of every organization
-// runs on.
-func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions) *promql.Engine {
-	return promql.NewEngine(promql.EngineOpts{
+// runs on: Prometheus's, wrapped by the query path that splits, shards and
+// caches.
+func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions) promql.QueryEngine {
+	inner := promql.NewEngine(promql.EngineOpts{
 		Logger:               logger.With("component", "query engine"),
 		Reg:                  reg,
 		MaxSamples:           o.MaxSamples,
@@ -109,11 +130,25 @@ func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions)
 			return time.Minute.Milliseconds()
 		},
 	})
+	qo := query.Options{
+		Parallelism: o.Query.Parallelism,
+		Split:       o.Query.Parallelism != 1,
+		Shards:      o.Query.Shards,
+	}
+	if o.Query.ResultsCacheMaxBytes > 0 {
+		if n, ok := o.Backend.(query.AppendNotifier); ok {
+			qo.Cache = query.NewResultsCache(reg, query.CacheOptions{MaxBytes: o.Query.ResultsCacheMaxBytes})
+			n.Subscribe(qo.Cache.Invalidate)
+		} else {
+			logger.Warn("query results cache off: the storage does not tell of its appends")
+		}
+	}
+	return query.NewEngine(reg, inner, qo)
 }
 
 // newPromAPI returns Prometheus's own v1 API over every organization's
 // storage, registered on a router under /api/v1.
-func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine *promql.Engine, routed storage.Routed, ready func(http.HandlerFunc) http.HandlerFunc, o promAPIOptions, s promSurface) http.Handler {
+func newPromAPI(logger *slog.Logger, reg prometheus.Registerer, engine promql.QueryEngine, routed storage.Routed, ready func(http.HandlerFunc) http.HandlerFunc, o promAPIOptions, s promSurface) http.Handler {
 	cfg := config.DefaultConfig
 	rulesFor := func(ctx context.Context) v1.RulesRetriever {
 		if o.Rules != nil {

@@ -41,6 +41,9 @@ type Options struct {
 	// TokenLimitRejected counts the requests the token limit refused; nil:
 	// not counted.
 	TokenLimitRejected prometheus.Counter
+	// Query configures the query path: splitting, sharding and the
+	// results cache (see package query).
+	Query QueryOptions
 
 	// Pprof serves Go's profiles under /debug/pprof/ to admin tokens.
 	Pprof bool
@@ -146,6 +149,8 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		MaxSamples:    opts.MaxSamples,
 		Rules:         opts.Rules,
 		CORSOrigin:    opts.CORSOrigin,
+		Query:         opts.Query,
+		Backend:       opts.Backend,
 	}
 	localEngine := newEngine(logger, reg, po)
 	h.engine = localEngine

@@ -17,6 +17,7 @@ import (
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/server"
 	"github.com/tidemark/tidemark/state"
+	"github.com/tidemark/tidemark/web"
 )
 
 // testStack is the whole server in process, built by server.New as
@@ -45,6 +46,8 @@ func newTestStack(t testing.TB, configure ...stackConfig) *testStack {
 	opts.MaxSamples = 1e7
 	opts.TokenRequestsPerSecond = 0
 	opts.ShutdownTimeout = 5 * time.Second
+	// Every query goes through the split, sharded and cached path.
+	opts.Query = web.QueryOptions{Parallelism: 2, Shards: 2, ResultsCacheMaxBytes: 16 << 20}
 
 	st := &testStack{tokens: map[string]map[state.Scope]string{}}
 	cfg := &config.Config{Alerting: config.DefaultAlerting()}

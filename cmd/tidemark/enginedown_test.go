@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
@@ -120,6 +122,9 @@ func TestScaleOutEngineDown(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code, "%s", qbody)
 	require.Contains(t, qbody, `"errorType":"unavailable"`)
 	require.Empty(t, eventIDs(t, so.replicas[0], client.ListQuery{Name: "during-outage"}), "a refused event is not logged")
+	// Not even as a row waiting to be replayed: its samples were to reach
+	// the engine before the log committed.
+	require.Zero(t, countRows(t, so.pg, `SELECT COUNT(*) FROM change_events WHERE id = 'do-1'`))
 	// The replica stays up and ready.
 	hr, err := http.Get(so.replicas[0].url + "/-/ready")
 	require.NoError(t, err)
@@ -136,4 +141,16 @@ func TestScaleOutEngineDown(t *testing.T) {
 	require.Empty(t, instant(t, p, "during_outage", at), "refused during the outage")
 	require.Len(t, instant(t, p, `change_events{event_name=~"before-outage|during-outage"}`, at), 2)
 	require.Equal(t, map[string]int{"do-1": 1}, eventIDs(t, so.replicas[0], client.ListQuery{Name: "during-outage"}))
+}
+
+// countRows runs a count query on the state database.
+func countRows(t *testing.T, pg, q string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, pg)
+	require.NoError(t, err)
+	defer c.Close(ctx)
+	var n int
+	require.NoError(t, c.QueryRow(ctx, q).Scan(&n))
+	return n
 }

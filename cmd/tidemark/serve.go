@@ -30,6 +30,7 @@ type serveCmd struct {
 
 	opts            server.Options
 	maxRequestBytes units.Base2Bytes
+	queryCacheBytes units.Base2Bytes
 	configFile      string
 	compatNames     string
 	log             logFlags
@@ -66,6 +67,9 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	durationFlag(f("query.timeout", "Maximum time a query may take.").Default(durationString(o.QueryTimeout)), &o.QueryTimeout)
 	durationFlag(f("query.lookback-delta", "How far back PromQL looks for a sample.").Default(durationString(o.LookbackDelta)), &o.LookbackDelta)
 	f("query.max-samples", "Most samples a query may load into memory.").Default(strconv.Itoa(o.MaxSamples)).IntVar(&o.MaxSamples)
+	f("query.parallelism", "Sub-queries of one query evaluated at once (range queries split by time); 0: one per CPU, 1: no splitting.").Default(strconv.Itoa(o.Query.Parallelism)).IntVar(&o.Query.Parallelism)
+	f("query.shards", "Series shards that sum, min, max, count and group are evaluated in; 0 or 1: no sharding.").Default(strconv.Itoa(o.Query.Shards)).IntVar(&o.Query.Shards)
+	f("query.results-cache.max-bytes", "Memory for cached range query results, invalidated by appends; 0: no cache.").Default(units.Base2Bytes(o.Query.ResultsCacheMaxBytes).String()).BytesVar(&c.queryCacheBytes)
 	c.log.register(c.cmd)
 
 	ev := &o.Events
@@ -99,6 +103,7 @@ func (c *serveCmd) options() (server.Options, error) {
 	o := c.opts
 	o.Version = version
 	o.MaxRequestBytes = int64(c.maxRequestBytes)
+	o.Query.ResultsCacheMaxBytes = int64(c.queryCacheBytes)
 	// /api/v1/status/flags shows them, as Prometheus shows its own.
 	o.Flags = map[string]string{}
 	for _, fl := range c.cmd.Model().Flags {
