@@ -5,12 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // CortexVersion is the Cortex release the tests run: the one that
@@ -56,45 +54,13 @@ func cortexBinary(logf func(string, ...any)) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		// No $HOME (or $XDG_CACHE_HOME): as the benchmark does.
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "tidemark")
-	path := filepath.Join(dir, "cortex-"+CortexVersion+"-"+key)
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := lockFile(filepath.Join(dir, "cortex.lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	// Another test binary may have built it while this one waited.
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	logf("building cortex %s into %s: minutes on an empty build cache, which may not fit go test's default 10m timeout; "+
-		"./scripts/test builds it first with: go test -timeout 30m -run '^TestCortexBinary$' ./internal/testservices", CortexVersion, path)
-	start := time.Now()
-	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
-	args := append(append([]string{"build"}, cortexBuildFlags...), "-o", tmp, cortexCmd)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = modDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("go build %s in %s: %w\n%s", cortexCmd, modDir, err, lastLines(string(out), 40))
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", err
-	}
-	logf("built cortex %s in %s", CortexVersion, time.Since(start).Round(time.Second))
-	return path, nil
+	return cachedBuild{
+		modDir: modDir, pkg: cortexCmd,
+		file: "cortex-" + CortexVersion + "-" + key, lock: "cortex.lock",
+		flags: cortexBuildFlags, env: []string{"CGO_ENABLED=0"},
+		hint: ": minutes on an empty build cache, which may not fit go test's default 10m timeout; " +
+			"./scripts/test builds it first with: go test -timeout 30m -run '^TestCortexBinary$' ./internal/testservices",
+	}.path(logf)
 }
 
 // repoRoot finds the root of the Tidemark source tree from the working

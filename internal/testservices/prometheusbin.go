@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Prometheus's commands the end-to-end tests run: a Prometheus that
@@ -53,44 +52,14 @@ func prometheusBinary(cmd string, logf func(string, ...any)) (string, error) {
 	if v, err := moduleVersion(modDir, "github.com/prometheus/prometheus"); err != nil || v != version {
 		return "", fmt.Errorf("%s/go.mod requires github.com/prometheus/prometheus %s, the root module %s: change both together (%v)", prometheusModuleDir, v, version, err)
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "tidemark")
 	key, err := moduleKey(modDir)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, filepath.Base(cmd)+"-"+version+"-"+key)
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := lockFile(filepath.Join(dir, "prometheus.lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	logf("building %s %s into %s", filepath.Base(cmd), version, path)
-	start := time.Now()
-	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
-	c := exec.Command("go", "build", "-o", tmp, cmd)
-	c.Dir = modDir
-	if out, err := c.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("go build %s in %s: %w\n%s", cmd, modDir, err, lastLines(string(out), 40))
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", err
-	}
-	logf("built %s in %s", filepath.Base(cmd), time.Since(start).Round(time.Second))
-	return path, nil
+	return cachedBuild{
+		modDir: modDir, pkg: cmd,
+		file: filepath.Base(cmd) + "-" + version + "-" + key, lock: "prometheus.lock",
+	}.path(logf)
 }
 
 // moduleKey is a short hash of a module's go.mod and go.sum.
