@@ -129,9 +129,10 @@ func TestExampleManifests(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		// Prometheus rule groups and their promtool tests, tested in
-		// package examples/alerts: not Kubernetes objects.
-		if d.IsDir() && p == filepath.Join(examplesDir, "alerts") {
+		// Prometheus rule groups and their promtool tests (package
+		// examples/alerts) and Grafana's provisioning files (package
+		// examples/grafana): not Kubernetes objects, tested where they are.
+		if d.IsDir() && (p == filepath.Join(examplesDir, "alerts") || p == filepath.Join(examplesDir, "grafana")) {
 			return fs.SkipDir
 		}
 		if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
