@@ -62,8 +62,9 @@ type Server struct {
 
 // New builds a server: it opens the state database (creating organization
 // "default" and its admin token on a first start), prepares the storage,
-// the event writer, the rules of every organization, the traffic-shift
-// detector and the HTTP API, and listens. Nothing is served until Run. reg receives every metric.
+// the leases, the event writer, the rules of every organization, impact
+// scoring, the traffic-shift detector and the HTTP API, and listens.
+// Nothing is served until Run. reg receives every metric.
 func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Server, err error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
