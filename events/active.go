@@ -104,6 +104,9 @@ func (s *Service) tick() {
 func (s *Service) runTick(ctx context.Context) error {
 	now := s.now()
 	orgs := s.owned()
+	if err := s.flushMarks(ctx); err != nil {
+		s.logger.Warn("mark change events committed", "err", err)
+	}
 	if err := s.replayUncommitted(ctx, orgs, now); err != nil {
 		s.logger.Error("replay uncommitted change events", "err", err)
 	}

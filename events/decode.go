@@ -99,7 +99,7 @@ func Decode(body []byte, now time.Time, lim Limits) ([]Event, error) {
 	}
 	if body[0] == '[' {
 		var raws []json.RawMessage
-		if err := strictUnmarshal(body, &raws); err != nil {
+		if err := unmarshalRaw(body, &raws); err != nil {
 			return nil, &InputError{Index: -1, Problem: "the body is not a JSON array of objects: " + jsonProblem(err), Accepted: "one change event as a JSON object, or a JSON array of them"}
 		}
 		ins := make([]Input, len(raws))
@@ -128,6 +128,18 @@ func strictUnmarshal(data []byte, v any) error {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil
+}
+
+// unmarshalRaw is strictUnmarshal for targets that keep raw values
+// (json.RawMessage, and slices and maps of it), whose numbers stay as
+// written anyway: it decodes in place, without a Decoder's buffer.
+func unmarshalRaw(data []byte, v any) error {
+	err := json.Unmarshal(data, v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) && strings.HasSuffix(se.Error(), "after top-level value") {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return err
 }
 
 func jsonProblem(err error) string {
@@ -163,7 +175,7 @@ func DecodeInput(raw json.RawMessage) Input {
 		return whole("a change event must be a JSON object, got "+quote(raw), "an object with at least event_name")
 	}
 	var fields map[string]json.RawMessage
-	if err := strictUnmarshal(raw, &fields); err != nil {
+	if err := unmarshalRaw(raw, &fields); err != nil {
 		return whole("the event is not valid JSON: "+jsonProblem(err), "an object with at least event_name")
 	}
 	var unknown []string

@@ -159,3 +159,12 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeTrailingData: data after an event or after the array is
+// refused, whichever decoder reads it.
+func TestDecodeTrailingData(t *testing.T) {
+	for _, body := range []string{`{"event_name":"a"} x`, `[{"event_name":"a"}] {}`, `{"event_name":"a"}}`} {
+		_, err := Decode([]byte(body), time.Now(), DefaultLimits)
+		require.ErrorContains(t, err, "unexpected data after the JSON value", body)
+	}
+}

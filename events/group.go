@@ -51,16 +51,19 @@ type groupWrite struct {
 	now time.Time
 	// open are the open starts of the log the group has read (locked
 	// until it commits), by organization and name; ov its changes to them.
-	open   *openSet
-	loaded map[string]bool
-	ov     *overlay
+	open *openSet
+	ov   *overlay
 	// seen are the new rows of the group's requests staged so far, by
 	// organization and dedup key.
 	seen map[string]*state.EventRow
 	// replayed are the seqs of uncommitted log rows whose samples a request
 	// of the group writes again.
 	replayed map[int64]bool
-	reqs     []*plannedRequest
+	// keys are the dedup keys of the group's requests' events, by request;
+	// stored the rows of the log stored under them, by organization and key.
+	keys   [][]string
+	stored map[string]state.EventRow
+	reqs   []*plannedRequest
 }
 
 // plannedRequest is one request of a group.
@@ -131,10 +134,19 @@ func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, erro
 	if err != nil {
 		return nil, err
 	}
-	g := &groupWrite{s: s, tx: tx, now: now, open: newOpenSet(), loaded: map[string]bool{}, seen: map[string]*state.EventRow{}, replayed: map[int64]bool{}}
+	g := &groupWrite{s: s, tx: tx, now: now, open: newOpenSet(), seen: map[string]*state.EventRow{}, replayed: map[int64]bool{}}
 	g.ov = newOverlay(g.open)
-	for _, req := range group {
-		p, err := g.planRequest(req)
+	// The marks of the groups before, carried over (see commit).
+	if err := tx.MarkCommitted(s.marks); err != nil {
+		g.abort()
+		return nil, fmt.Errorf("mark change events committed: %w", err)
+	}
+	if err := g.lookUp(group); err != nil {
+		g.abort()
+		return nil, err
+	}
+	for i, req := range group {
+		p, err := g.planRequest(req, g.keys[i])
 		if err != nil {
 			g.abort()
 			return nil, err
@@ -149,8 +161,60 @@ func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, erro
 		g.abort()
 		return nil, fmt.Errorf("commit event log: %w", err)
 	}
+	s.marks = nil
 	g.commit()
 	return g, nil
+}
+
+// lookUp reads, for a whole group at once, what its requests are planned
+// against: the log's rows under their dedup keys, and the open starts their
+// events may pair with (those of their organizations with their names).
+func (g *groupWrite) lookUp(group []*request) error {
+	keysByOrg := map[string][]string{}
+	namesByOrg := map[string][]string{}
+	var orgs []string
+	loaded := map[string]bool{}
+	g.keys = make([][]string, len(group))
+	for i, req := range group {
+		if _, ok := keysByOrg[req.org]; !ok {
+			orgs = append(orgs, req.org)
+		}
+		g.keys[i] = make([]string, len(req.events))
+		for j := range req.events {
+			g.keys[i][j] = dedupKey(&req.events[j])
+			keysByOrg[req.org] = append(keysByOrg[req.org], g.keys[i][j])
+			k := req.org + "\xff" + req.events[j].Name
+			if !loaded[k] {
+				loaded[k] = true
+				namesByOrg[req.org] = append(namesByOrg[req.org], req.events[j].Name)
+			}
+		}
+	}
+	g.stored = map[string]state.EventRow{}
+	for _, org := range orgs {
+		stored, err := g.tx.FindDedups(org, keysByOrg[org])
+		if err != nil {
+			return err
+		}
+		for k, row := range stored {
+			g.stored[org+"\xff"+k] = row
+		}
+		if len(namesByOrg[org]) == 0 {
+			continue
+		}
+		rows, err := g.tx.OpenStarts(state.OpenQuery{Orgs: []string{org}, Names: namesByOrg[org]})
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			o, err := openFromRow(row)
+			if err != nil {
+				return err
+			}
+			g.open.put(openKey(row.Org, row.PairKey), o)
+		}
+	}
+	return nil
 }
 
 // abort rolls back the log transaction and every appender.
@@ -164,21 +228,10 @@ func (g *groupWrite) abort() {
 }
 
 // planRequest decides what a request stores: step 1.
-func (g *groupWrite) planRequest(req *request) (*plannedRequest, error) {
+func (g *groupWrite) planRequest(req *request, keys []string) (*plannedRequest, error) {
 	s := g.s
 	p := &plannedRequest{req: req, results: make([]Result, len(req.events)), resultRows: make([]*state.EventRow, len(req.events)), local: map[string]*state.EventRow{}}
 	g.reqs = append(g.reqs, p)
-	keys := make([]string, len(req.events))
-	for i := range req.events {
-		keys[i] = dedupKey(&req.events[i])
-	}
-	stored, err := g.tx.FindDedups(req.org, keys)
-	if err != nil {
-		return nil, err
-	}
-	if err := g.loadOpen(req); err != nil {
-		return nil, err
-	}
 	for i := range req.events {
 		ev := &req.events[i]
 		gk := req.org + "\xff" + keys[i]
@@ -190,9 +243,9 @@ func (g *groupWrite) planRequest(req *request) (*plannedRequest, error) {
 			p.duplicateOfNew(i, row)
 			continue
 		}
-		if row, found := stored[keys[i]]; found {
+		if row, found := g.stored[gk]; found {
 			p.results[i] = Result{ID: row.ID, Timestamp: formatTime(row.TS), Duplicate: true, Seq: row.Seq}
-			if !row.Committed && !g.replayed[row.Seq] {
+			if !row.Committed && !g.replayed[row.Seq] && !s.marked(row.Seq) {
 				// Its first write never reached the TSDB: do it now.
 				g.replayed[row.Seq] = true
 				p.replays = append(p.replays, row.Seq)
@@ -215,34 +268,6 @@ func (g *groupWrite) planRequest(req *request) (*plannedRequest, error) {
 		p.local[gk] = row
 	}
 	return p, nil
-}
-
-// loadOpen reads the open starts of the log that a request's events may
-// pair with: those of its organization with the events' names.
-func (g *groupWrite) loadOpen(req *request) error {
-	var names []string
-	for i := range req.events {
-		k := req.org + "\xff" + req.events[i].Name
-		if !g.loaded[k] {
-			g.loaded[k] = true
-			names = append(names, req.events[i].Name)
-		}
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	rows, err := g.tx.OpenStarts(state.OpenQuery{Orgs: []string{req.org}, Names: names})
-	if err != nil {
-		return err
-	}
-	for _, row := range rows {
-		o, err := openFromRow(row)
-		if err != nil {
-			return err
-		}
-		g.open.put(openKey(row.Org, row.PairKey), o)
-	}
-	return nil
 }
 
 func (p *plannedRequest) duplicateOfNew(i int, row *state.EventRow) {
@@ -331,12 +356,39 @@ func (g *groupWrite) store() error {
 			}
 		}
 	}
+	// A start the group opened and closed is stored closed: it needs no
+	// update, and is not a second open row of its series.
+	newStarts := map[*openEvent]*state.EventRow{}
 	for _, p := range g.reqs {
 		if p.err != nil {
 			continue
 		}
 		for _, o := range p.opened {
 			o.row.ActiveNext.Int64, o.row.ActiveNext.Valid = o.ev.next, true
+			newStarts[o.ev] = o.row
+		}
+	}
+	var closeInLog []closedPair
+	for _, p := range g.reqs {
+		if p.err != nil {
+			continue
+		}
+		for _, pr := range p.pairs {
+			start := newStarts[pr.start]
+			if start == nil {
+				closeInLog = append(closeInLog, pr)
+				continue
+			}
+			start.Open = false
+			start.PairSeq.Int64, start.PairSeq.Valid = pr.stop.Seq, true
+			start.DurationMS.Int64, start.DurationMS.Valid = pr.durationMS, true
+		}
+	}
+	// The log's starts are closed first, so that a start of the same
+	// series the group opens after the stop is the one open row.
+	for _, pr := range closeInLog {
+		if err := g.tx.ClosePair(pr.start.seq, pr.stop.Seq, pr.durationMS); err != nil {
+			return err
 		}
 	}
 	if err := g.tx.Insert(rows); err != nil {
@@ -345,11 +397,6 @@ func (g *groupWrite) store() error {
 	for _, p := range g.reqs {
 		if p.err != nil {
 			continue
-		}
-		for _, pr := range p.pairs {
-			if err := g.tx.ClosePair(pr.start.seq, pr.stop.Seq, pr.durationMS); err != nil {
-				return err
-			}
 		}
 		for _, row := range p.rewind {
 			if err := g.tx.SetActive(row.Seq, row.TS); err != nil {
@@ -364,8 +411,8 @@ func (g *groupWrite) store() error {
 // committed: step 3.
 func (g *groupWrite) commit() {
 	s := g.s
-	ctx := context.Background()
-	var committed []int64
+	var committed, failed []int64
+	replayed := false
 	for _, p := range g.reqs {
 		if p.err != nil {
 			continue
@@ -373,8 +420,14 @@ func (g *groupWrite) commit() {
 		if err := p.app.Commit(); err != nil {
 			// Its rows stay uncommitted: a tick writes their samples
 			// again, and the active series of its starts from the start.
+			// Until then they are hidden: the request is refused.
 			s.logger.Error("commit change event samples", "org", p.req.org, "err", err)
 			p.err = ErrUnavailable
+			for _, row := range p.rows {
+				if !row.Committed {
+					failed = append(failed, row.Seq)
+				}
+			}
 			continue
 		}
 		for _, row := range p.rows {
@@ -384,17 +437,51 @@ func (g *groupWrite) commit() {
 			s.received.WithLabelValues(row.State).Inc()
 		}
 		committed = append(committed, p.replays...)
+		replayed = replayed || len(p.replays) > 0
 		for _, r := range p.results {
 			if r.Duplicate {
 				s.duplicates.Inc()
 			}
 		}
 	}
-	slices.Sort(committed)
-	if err := s.log.MarkCommitted(ctx, committed); err != nil {
-		// The rows are replayed (idempotently) at the next start.
-		s.logger.Warn("mark change events committed", "err", err)
+	// The mark needs no transaction of its own: it goes with the next
+	// one (a group's, or a tick's). Until then a crash leaves the rows
+	// unmarked, and their samples are written again.
+	s.marks = append(s.marks, committed...)
+	slices.Sort(s.marks)
+	switch {
+	case len(failed) > 0:
+		if err := s.hide(failed); err != nil {
+			s.logger.Warn("hide change events whose samples were not committed", "err", err)
+		}
+	case replayed:
+		// A replayed row may be hidden: it is listed once marked, and a
+		// retry that replays it is answered once it is listed.
+		if err := s.flushMarks(context.Background()); err != nil {
+			s.logger.Warn("mark change events committed", "err", err)
+		}
 	}
+}
+
+// hide takes rows whose samples failed out of listings (in a transaction
+// of its own: a failure is rare), with the marks waiting.
+func (s *Service) hide(seqs []int64) error {
+	tx, err := s.log.BeginEvents(context.Background())
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.MarkCommitted(s.marks); err != nil {
+		return err
+	}
+	if err := tx.Hide(seqs); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.marks = nil
+	return nil
 }
 
 // reply answers every request of the group.

@@ -320,6 +320,14 @@ func runScript(t *testing.T, path string) {
 			}
 			ts, q, _ := strings.Cut(rest, " ")
 			got = h.eval(org, parseTime(t, ts), q)
+		case "unmarked":
+			start()
+			rows, err := h.svc.log.UncommittedEvents(context.Background(), state.UncommittedQuery{})
+			require.NoError(t, err)
+			got = nil
+			for _, r := range rows {
+				got = append(got, r.ID)
+			}
 		case "log":
 			start()
 			org := "default"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,36 @@ type Service struct {
 	replanned  prometheus.Counter
 	openGauge  prometheus.Gauge
 	batchTime  prometheus.Histogram
+
+	// marks are the seqs (sorted) of rows whose samples are committed, to
+	// be marked so in the log's next transaction. Used by Run's goroutine.
+	marks []int64
+}
+
+// marked reports whether seq's mark is waiting in marks.
+func (s *Service) marked(seq int64) bool {
+	_, found := slices.BinarySearch(s.marks, seq)
+	return found
+}
+
+// flushMarks writes the waiting marks in a transaction of their own.
+func (s *Service) flushMarks(ctx context.Context) error {
+	if len(s.marks) == 0 {
+		return nil
+	}
+	tx, err := s.log.BeginEvents(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.MarkCommitted(s.marks); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.marks = nil
+	return nil
 }
 
 // request is one call of Write on its way through the writer.

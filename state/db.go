@@ -93,7 +93,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 }
 
 func open(ctx context.Context, db *sql.DB, d *dialect, name string) (*DB, error) {
-	s := &DB{db: handle{db: db, d: d}, now: time.Now}
+	s := &DB{db: handle{db: db, d: d, stmts: &stmtCache{}}, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate state database %s: %w", name, err)
@@ -240,6 +240,13 @@ var migrations = []migration{
 		scored_at BIGINT NOT NULL,
 		body      TEXT NOT NULL
 	);`},
+
+	// A row is listed from its transaction's commit on, whether or not it
+	// is marked committed yet (the mark may come with the writer's next
+	// transaction), except when writing its samples failed and its request
+	// was answered 503: hidden keeps it out of listings until a replay
+	// writes them.
+	{sql: `ALTER TABLE change_events ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;`},
 }
 
 // migrate applies pending migrations in one transaction that holds the

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -89,8 +91,82 @@ func (d *dialect) rebind(q string) string {
 
 // handle runs statements on the database, rebinding them for its dialect.
 type handle struct {
-	db *sql.DB
-	d  *dialect
+	db    *sql.DB
+	d     *dialect
+	stmts *stmtCache
+}
+
+// stmtCache holds prepared statements by their rebound text. The event
+// writer runs a few statement shapes (see pieces) thousands of times a
+// second; unprepared, SQLite parses each again every time.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// prepared is the statement q, prepared once on db.
+func (c *stmtCache) prepared(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[q]; st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[q] = st
+	return st, nil
+}
+
+// pieceSizes are the lengths the event writer cuts its variable-length
+// statements (IN lists, multi-row inserts) into, longest first, so that a
+// few prepared statements serve groups of any size.
+var pieceSizes = []int{256, 64, 16, 4, 1}
+
+// pieces cuts n items into lengths of pieceSizes, longest first.
+func pieces(n int) []int {
+	var out []int
+	for _, size := range pieceSizes {
+		for ; n >= size; n -= size {
+			out = append(out, size)
+		}
+	}
+	return out
+}
+
+// padded cuts keys into IN lists of pieceSizes: full lists of the longest,
+// the rest padded, by repeating its last key, up to the shortest size that
+// holds it.
+func padded(keys []string) [][]string {
+	longest := pieceSizes[0]
+	var out [][]string
+	for len(keys) > longest {
+		out = append(out, keys[:longest])
+		keys = keys[longest:]
+	}
+	if len(keys) == 0 {
+		return out
+	}
+	size := longest
+	for _, s := range pieceSizes {
+		if s >= len(keys) {
+			size = s
+		}
+	}
+	last := slices.Clone(keys)
+	for len(last) < size {
+		last = append(last, keys[len(keys)-1])
+	}
+	return append(out, last)
+}
+
+// placeholders is n comma-separated placeholders.
+func placeholders(n int) string {
+	return "?" + strings.Repeat(", ?", n-1)
 }
 
 func (h handle) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -107,13 +183,28 @@ func (h handle) QueryRowContext(ctx context.Context, q string, args ...any) *sql
 
 func (h handle) BeginTx(ctx context.Context) (txHandle, error) {
 	tx, err := h.db.BeginTx(ctx, nil)
-	return txHandle{tx: tx, d: h.d}, err
+	return txHandle{tx: tx, h: h, d: h.d}, err
+}
+
+// prepared is q, rebound and prepared once.
+func (h handle) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	return h.stmts.prepared(ctx, h.db, h.d.rebind(q))
 }
 
 // txHandle is a transaction that rebinds its statements.
 type txHandle struct {
 	tx *sql.Tx
+	h  handle
 	d  *dialect
+}
+
+// stmt is q, prepared once for the database, in this transaction.
+func (t txHandle) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	st, err := t.h.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return t.tx.StmtContext(ctx, st), nil
 }
 
 func (t txHandle) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {

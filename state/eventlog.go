@@ -1,10 +1,12 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -56,7 +58,28 @@ func scanEvent(sc interface{ Scan(...any) error }) (EventRow, error) {
 func queryEvents(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, query string, args ...any) ([]EventRow, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM change_events `+query, args...)
+	return scanEvents(q.QueryContext(ctx, `SELECT `+eventColumns+` FROM change_events `+query, args...))
+}
+
+// queryPrepared is queryEvents with a statement prepared once.
+func (t *eventTx) queryPrepared(query string, args ...any) ([]EventRow, error) {
+	st, err := t.tx.stmt(t.ctx, `SELECT `+eventColumns+` FROM change_events `+query)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(st.QueryContext(t.ctx, args...))
+}
+
+// exec runs q, prepared once, in the transaction.
+func (t *eventTx) exec(q string, args ...any) (sql.Result, error) {
+	st, err := t.tx.stmt(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(t.ctx, args...)
+}
+
+func scanEvents(rows *sql.Rows, err error) ([]EventRow, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -98,15 +121,13 @@ func (s *DB) BeginEvents(ctx context.Context) (EventTx, error) {
 // FindDedups implements EventTx.
 func (t *eventTx) FindDedups(org string, keys []string) (map[string]EventRow, error) {
 	out := make(map[string]EventRow)
-	const chunk = 500
-	for i := 0; i < len(keys); i += chunk {
-		part := keys[i:min(i+chunk, len(keys))]
+	for _, part := range padded(keys) {
 		args := make([]any, 0, len(part)+1)
 		args = append(args, org)
 		for _, k := range part {
 			args = append(args, k)
 		}
-		rows, err := queryEvents(t.ctx, t.tx, `WHERE org = ? AND dedup_key IN (?`+strings.Repeat(`, ?`, len(part)-1)+`)`, args...)
+		rows, err := t.queryPrepared(`WHERE org = ? AND dedup_key IN (`+placeholders(len(part))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up duplicate events: %w", err)
 		}
@@ -129,12 +150,16 @@ func (t *eventTx) AllocSeqs(n int) (int64, error) {
 		return 0, nil
 	}
 	const q = `UPDATE sequences SET value = value + ? WHERE name = ? RETURNING value`
-	var last int64
+	var st *sql.Stmt
 	var err error
 	if t.tx.d.seqsOutsideTx {
-		err = t.db.QueryRowContext(t.ctx, q, n, seqName).Scan(&last)
+		st, err = t.db.prepared(t.ctx, q)
 	} else {
-		err = t.tx.QueryRowContext(t.ctx, q, n, seqName).Scan(&last)
+		st, err = t.tx.stmt(t.ctx, q)
+	}
+	var last int64
+	if err == nil {
+		err = st.QueryRowContext(t.ctx, n, seqName).Scan(&last)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("allocate %d event seqs: %w", n, err)
@@ -142,28 +167,26 @@ func (t *eventTx) AllocSeqs(n int) (int64, error) {
 	return last - int64(n) + 1, nil
 }
 
-// Insert implements EventTx, several rows per statement.
+// Insert implements EventTx, several rows per statement (at most 256: 4,864
+// parameters, under SQLite's 32,766 and PostgreSQL's 65,535).
 func (t *eventTx) Insert(rs []*EventRow) error {
-	// 19 columns: 9,500 parameters, under SQLite's (32,766) and
-	// PostgreSQL's (65,535) limits; few statements, few round trips.
-	const perStatement = 500
-	tuple := `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	for i := 0; i < len(rs); i += perStatement {
-		part := rs[i:min(i+perStatement, len(rs))]
+	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	for _, n := range pieces(len(rs)) {
+		part := rs[:n]
+		rs = rs[n:]
 		args := make([]any, 0, 19*len(part))
 		for _, r := range part {
 			args = append(args, r.Seq, r.Org, r.ID, r.DedupKey, r.Name, r.State, r.TS, r.Value, r.Labels, r.PairKey,
 				r.Body, r.Metadata, r.Links, r.ReceivedAt, r.PairSeq, r.DurationMS, boolInt(r.Open), boolInt(r.Committed), r.ActiveNext)
 		}
-		q := `INSERT INTO change_events (` + eventColumns + `) VALUES ` + tuple + strings.Repeat(`, `+tuple, len(part)-1) + ` ON CONFLICT DO NOTHING`
-		res, err := t.tx.ExecContext(t.ctx, q, args...)
+		res, err := t.exec(`INSERT INTO change_events (`+eventColumns+`) VALUES `+tuple+strings.Repeat(`, `+tuple, n-1)+` ON CONFLICT DO NOTHING`, args...)
 		if err != nil {
-			return fmt.Errorf("insert %d change events: %w", len(part), err)
+			return fmt.Errorf("insert %d change events: %w", n, err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("insert %d change events: %w", len(part), err)
-		} else if n != int64(len(part)) {
-			return fmt.Errorf("insert %d change events: %d stored already: %w", len(part), int64(len(part))-n, ErrDuplicate)
+		if stored, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("insert %d change events: %w", n, err)
+		} else if stored != int64(n) {
+			return fmt.Errorf("insert %d change events: %d stored already: %w", n, int64(n)-stored, ErrDuplicate)
 		}
 	}
 	return nil
@@ -171,7 +194,7 @@ func (t *eventTx) Insert(rs []*EventRow) error {
 
 // ClosePair implements EventTx.
 func (t *eventTx) ClosePair(startSeq, stopSeq, durationMS int64) error {
-	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET open = 0, pair_seq = ?, duration_ms = ? WHERE seq = ?`, stopSeq, durationMS, startSeq)
+	_, err := t.exec(`UPDATE change_events SET open = 0, pair_seq = ?, duration_ms = ? WHERE seq = ?`, stopSeq, durationMS, startSeq)
 	return err
 }
 
@@ -180,38 +203,6 @@ func (t *eventTx) Commit() error { return t.tx.Commit() }
 
 // Rollback implements EventTx.
 func (t *eventTx) Rollback() error { return t.tx.Rollback() }
-
-// MarkCommitted records that the samples of the events seqs are in the TSDB.
-func (s *DB) MarkCommitted(ctx context.Context, seqs []int64) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	tx, err := s.db.BeginTx(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := markCommitted(ctx, tx, seqs); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-// markCommitted marks sorted seqs committed. Seqs mostly come as
-// contiguous runs: it updates runs, not rows.
-func markCommitted(ctx context.Context, tx txHandle, seqs []int64) error {
-	for i := 0; i < len(seqs); {
-		j := i
-		for j+1 < len(seqs) && seqs[j+1] == seqs[j]+1 {
-			j++
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE change_events SET committed = 1 WHERE seq BETWEEN ? AND ?`, seqs[i], seqs[j]); err != nil {
-			return err
-		}
-		i = j + 1
-	}
-	return nil
-}
 
 // UncommittedEvents implements EventLog.
 func (s *DB) UncommittedEvents(ctx context.Context, q UncommittedQuery) ([]EventRow, error) {
@@ -245,7 +236,7 @@ func orgsWhere(cond string, orgs []string) (string, []any) {
 	return cond + ` AND org IN (?` + strings.Repeat(`, ?`, len(orgs)-1) + `)`, args
 }
 
-// EventQuery selects committed events of one organization, newest first.
+// EventQuery selects events of one organization, newest first.
 type EventQuery struct {
 	Org string
 	// Start and End bound the event time, in milliseconds, inclusive.
@@ -263,11 +254,11 @@ type EventCursor struct {
 	Seq int64
 }
 
-// ListEvents returns committed events matching q, newest first.
+// ListEvents returns the events matching q, newest first, but hidden ones.
 func (s *DB) ListEvents(ctx context.Context, q EventQuery) ([]EventRow, error) {
 	var where []string
 	args := []any{q.Org, q.Start, q.End}
-	where = append(where, `org = ?`, `ts >= ?`, `ts <= ?`, `committed = 1`)
+	where = append(where, `org = ?`, `ts >= ?`, `ts <= ?`, `hidden = 0`)
 	if q.Name != "" {
 		where = append(where, `name = ?`)
 		args = append(args, q.Name)
@@ -300,7 +291,7 @@ func (s *DB) EventByID(ctx context.Context, org, id string) (EventRow, error) {
 
 // ExpireOpen implements EventTx.
 func (t *eventTx) ExpireOpen(seq int64) error {
-	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET open = 0 WHERE seq = ?`, seq)
+	_, err := t.exec(`UPDATE change_events SET open = 0 WHERE seq = ?`, seq)
 	return err
 }
 
@@ -331,11 +322,27 @@ func openWhere(q OpenQuery) (string, []any) {
 // OpenStarts implements EventTx. PostgreSQL locks the rows (FOR UPDATE);
 // SQLite's write transactions exclude each other already.
 func (t *eventTx) OpenStarts(q OpenQuery) ([]EventRow, error) {
+	if q.Names == nil {
+		return t.openStarts(q)
+	}
+	var out []EventRow
+	for _, names := range padded(q.Names) {
+		rows, err := t.openStarts(OpenQuery{Orgs: q.Orgs, Names: names})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	slices.SortFunc(out, func(a, b EventRow) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
+}
+
+func (t *eventTx) openStarts(q OpenQuery) ([]EventRow, error) {
 	where, args := openWhere(q)
 	if where == "" {
 		return nil, nil
 	}
-	rows, err := queryEvents(t.ctx, t.tx, `WHERE `+where+` ORDER BY seq`+t.tx.d.forUpdate, args...)
+	rows, err := t.queryPrepared(`WHERE `+where+` ORDER BY seq`+t.tx.d.forUpdate, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read open events: %w", err)
 	}
@@ -344,11 +351,33 @@ func (t *eventTx) OpenStarts(q OpenQuery) ([]EventRow, error) {
 
 // SetActive implements EventTx.
 func (t *eventTx) SetActive(seq, next int64) error {
-	_, err := t.tx.ExecContext(t.ctx, `UPDATE change_events SET active_next = ? WHERE seq = ?`, next, seq)
+	_, err := t.exec(`UPDATE change_events SET active_next = ? WHERE seq = ?`, next, seq)
 	return err
 }
 
 // MarkCommitted implements EventTx.
 func (t *eventTx) MarkCommitted(seqs []int64) error {
-	return markCommitted(t.ctx, t.tx, seqs)
+	return t.updateRuns(`UPDATE change_events SET committed = 1, hidden = 0 WHERE seq BETWEEN ? AND ?`, seqs)
+}
+
+// Hide implements EventTx.
+func (t *eventTx) Hide(seqs []int64) error {
+	return t.updateRuns(`UPDATE change_events SET hidden = 1 WHERE seq BETWEEN ? AND ? AND committed = 0`, seqs)
+}
+
+// updateRuns runs q, an update of the rows whose seq is between its two
+// parameters, for the runs of consecutive seqs of seqs (sorted): seqs
+// mostly come as a few runs.
+func (t *eventTx) updateRuns(q string, seqs []int64) error {
+	for i := 0; i < len(seqs); {
+		j := i
+		for j+1 < len(seqs) && seqs[j+1] == seqs[j]+1 {
+			j++
+		}
+		if _, err := t.exec(q, seqs[i], seqs[j]); err != nil {
+			return err
+		}
+		i = j + 1
+	}
+	return nil
 }

@@ -104,10 +104,13 @@ type RuleStore interface {
 //
 // A row's Seq is assigned by the database (EventTx.AllocSeqs), never by a
 // writer: it identifies the row and orders the log. Rows are written with
-// Committed false, before the samples they stand for; MarkCommitted records
-// that the samples are in the series storage. A crash in between leaves
-// rows that UncommittedEvents returns, for their samples to be written again
-// (writing the same samples twice is harmless).
+// Committed false, before the samples they stand for; EventTx.MarkCommitted
+// records, then or later (a writer may carry the mark over to its next
+// transaction), that the samples are in the series storage. A crash in
+// between leaves rows that UncommittedEvents returns, for their samples to
+// be written again (writing the same samples twice is harmless). A row is
+// the truth from its transaction's commit: listings show it whether or not
+// it is marked, unless Hide took it out of them.
 //
 // The set of open events is the log's too: a start without a stop is Open
 // (at most one per organization and pair key: the database refuses a
@@ -117,9 +120,6 @@ type RuleStore interface {
 type EventLog interface {
 	// BeginEvents starts a write transaction. It is used by one goroutine.
 	BeginEvents(ctx context.Context) (EventTx, error)
-	// MarkCommitted records that the samples of the rows seqs (sorted) are
-	// stored.
-	MarkCommitted(ctx context.Context, seqs []int64) error
 	// UncommittedEvents returns, in seq order, the rows q selects whose
 	// samples may be missing from the series storage.
 	UncommittedEvents(ctx context.Context, q UncommittedQuery) ([]EventRow, error)
@@ -128,7 +128,8 @@ type EventLog interface {
 	// OpenEvents returns the open starts q selects, in seq order, without
 	// locking them (EventTx.OpenStarts locks).
 	OpenEvents(ctx context.Context, q OpenQuery) ([]EventRow, error)
-	// ListEvents returns committed rows of one organization, newest first.
+	// ListEvents returns rows of one organization, newest first, but those
+	// hidden (EventTx.Hide).
 	ListEvents(ctx context.Context, q EventQuery) ([]EventRow, error)
 	// EventBySeq returns one row, or ErrNotFound.
 	EventBySeq(ctx context.Context, seq int64) (EventRow, error)
@@ -211,8 +212,13 @@ type EventTx interface {
 	// SetActive records that the open start seq's active series is written
 	// up to next (exclusive).
 	SetActive(seq, next int64) error
-	// MarkCommitted is EventLog.MarkCommitted in this transaction.
+	// MarkCommitted records that the samples of the rows seqs (sorted) are
+	// stored (and lifts Hide).
 	MarkCommitted(seqs []int64) error
+	// Hide leaves the unmarked rows seqs (sorted) out of listings until
+	// MarkCommitted: writing their samples failed, and their requests were
+	// refused.
+	Hide(seqs []int64) error
 	Commit() error
 	Rollback() error
 }

@@ -136,7 +136,10 @@ func TestStoreEventLog(t *testing.T) {
 		uncommitted, err := db.UncommittedEvents(ctx, UncommittedQuery{Orgs: []string{"acme"}, ReceivedBefore: 1500})
 		require.NoError(t, err)
 		require.Len(t, uncommitted, 1, "received before 1500")
-		require.NoError(t, db.MarkCommitted(ctx, []int64{start.Seq, point.Seq, again.Seq}))
+		tx, err = db.BeginEvents(ctx)
+		require.NoError(t, err)
+		require.NoError(t, tx.MarkCommitted([]int64{start.Seq, point.Seq, again.Seq}))
+		require.NoError(t, tx.Commit())
 		uncommitted, err = db.UncommittedEvents(ctx, UncommittedQuery{})
 		require.NoError(t, err)
 		require.Empty(t, uncommitted)
@@ -171,7 +174,29 @@ func TestStoreEventLog(t *testing.T) {
 		for _, r := range rows {
 			ids = append(ids, r.ID)
 		}
-		require.Equal(t, []string{"d", "b", "a"}, ids, "committed rows only (not e, f), newest first")
+		require.Equal(t, []string{"f", "e", "d", "b", "a"}, ids, "marked or not, newest first")
+
+		// A hidden row is left out until it is marked committed; Hide
+		// leaves committed rows alone.
+		tx, err = db.BeginEvents(ctx)
+		require.NoError(t, err)
+		require.NoError(t, tx.Hide([]int64{point.Seq, stop.Seq, reopen.Seq}))
+		require.NoError(t, tx.Commit())
+		list := func() []string {
+			rows, err := db.ListEvents(ctx, EventQuery{Org: "acme", Start: 0, End: 10000, Limit: 10})
+			require.NoError(t, err)
+			var ids []string
+			for _, r := range rows {
+				ids = append(ids, r.ID)
+			}
+			return ids
+		}
+		require.Equal(t, []string{"d", "b", "a"}, list(), "e and f hidden; b committed")
+		tx, err = db.BeginEvents(ctx)
+		require.NoError(t, err)
+		require.NoError(t, tx.MarkCommitted([]int64{reopen.Seq}))
+		require.NoError(t, tx.Commit())
+		require.Equal(t, []string{"f", "d", "b", "a"}, list())
 		_, err = db.EventBySeq(ctx, 1e9)
 		require.ErrorIs(t, err, ErrNotFound)
 	})
@@ -435,4 +460,50 @@ func runMigration(t *testing.T, db *DB, marker string) {
 		return
 	}
 	t.Fatalf("no migration contains %q", marker)
+}
+
+// TestStoreEventLookupsBySize: the writer's look-ups and inserts are cut
+// into a few prepared shapes (pieceSizes); every length, across their
+// boundaries, finds and stores exactly its rows.
+func TestStoreEventLookupsBySize(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db := open()
+		require.NoError(t, db.CreateOrg(ctx, "acme"))
+		stored := 0
+		for _, n := range []int{1, 3, 4, 5, 17, 64, 65, 300, 513} {
+			rows := make([]*EventRow, n)
+			keys := make([]string, 0, 2*n)
+			for i := range rows {
+				rows[i] = eventRow("acme", fmt.Sprintf("n%d-%d", n, i), fmt.Sprintf("deploy-%d-%d", n, i), "start", int64(1000+i))
+				rows[i].Open = true
+				keys = append(keys, rows[i].DedupKey, "missing-"+rows[i].DedupKey)
+			}
+			require.NoError(t, insert(t, db, rows...))
+			stored += n
+
+			tx, err := db.BeginEvents(ctx)
+			require.NoError(t, err)
+			found, err := tx.FindDedups("acme", keys)
+			require.NoError(t, err)
+			require.Len(t, found, n, "%d rows, %d keys", n, len(keys))
+			for _, r := range rows {
+				require.Equal(t, r.Seq, found[r.DedupKey].Seq)
+			}
+			var names []string
+			for _, r := range rows {
+				names = append(names, r.Name, r.Name+"-none")
+			}
+			open, err := tx.OpenStarts(OpenQuery{Orgs: []string{"acme"}, Names: names})
+			require.NoError(t, err)
+			require.Len(t, open, n)
+			for i, r := range open {
+				require.Equal(t, rows[i].Seq, r.Seq, "in seq order")
+			}
+			require.NoError(t, tx.Rollback())
+		}
+		got, err := db.ListEvents(ctx, EventQuery{Org: "acme", Start: 0, End: 1e6, Limit: 10000})
+		require.NoError(t, err)
+		require.Len(t, got, stored)
+	})
 }
