@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -31,6 +32,9 @@ type Limited struct {
 	Backend
 	opts     LimitOptions
 	rejected prometheus.Counter
+	// reserved are, by organization, the series its open appenders may
+	// create without looking them up (see limitedAppender.reserve).
+	reserved sync.Map // slug → *atomic.Int64
 }
 
 // NewLimited wraps b.
@@ -48,13 +52,15 @@ func (l *Limited) Org(slug string) (Org, error) {
 	if err != nil {
 		return nil, err
 	}
-	return limitedOrg{Org: o, l: l, slug: slug}, nil
+	r, _ := l.reserved.LoadOrStore(slug, new(atomic.Int64))
+	return limitedOrg{Org: o, l: l, slug: slug, reserved: r.(*atomic.Int64)}, nil
 }
 
 type limitedOrg struct {
 	Org
-	l    *Limited
-	slug string
+	l        *Limited
+	slug     string
+	reserved *atomic.Int64
 }
 
 // Unwrap implements Wrapper.
@@ -85,21 +91,70 @@ type limitedAppender struct {
 	// getRef is set when the series limit applies.
 	getRef promstorage.GetRef
 	report *WriteReport
+	// free is how many more samples may be appended without looking their
+	// series up: the room this appender reserved of the organization's and
+	// has not used, given back when it ends.
+	free int64
 }
 
+// reserveChunk is how much room an appender reserves at a time.
+const reserveChunk = 1024
+
+// take reserves room for k series if the organization has it. Its series
+// plus the room its appenders hold never pass the limit: room is given back
+// only after the series it was taken for is created (and counted).
+func (o limitedOrg) take(k, max int64) bool {
+	for {
+		r := o.reserved.Load()
+		// Read after the room: a creator counts in n before it gives
+		// its room back.
+		n, _ := o.Org.ActiveSeries()
+		if int64(n)+r+k > max {
+			return false
+		}
+		if o.reserved.CompareAndSwap(r, r+k) {
+			return true
+		}
+	}
+}
+
+// release gives the appender's unused room back.
+func (a *limitedAppender) release() {
+	if a.free > 0 {
+		a.o.reserved.Add(-a.free)
+		a.free = 0
+	}
+}
+
+// Append lets a sample create a series only with room for it (see take):
+// room for reserveChunk series at a time while the organization has it,
+// so that the next samples need no look-up of their own (each creates at
+// most one series; the storage's look-up in Append is the only one); near
+// the limit, the series is looked up and room taken for a new one alone.
 func (a *limitedAppender) Append(ref promstorage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts promstorage.AOptions) (promstorage.SeriesRef, error) {
-	if max := a.o.l.opts.MaxSeriesPerOrg; ref == 0 && a.getRef != nil {
-		if r, _ := a.getRef.GetRef(ls, ls.Hash()); r == 0 {
-			if n, _ := a.o.Org.ActiveSeries(); n < max {
-				return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
-			}
+	max := int64(a.o.l.opts.MaxSeriesPerOrg)
+	if ref != 0 || a.getRef == nil {
+		return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+	}
+	if a.free == 0 && a.o.take(reserveChunk, max) {
+		a.free = reserveChunk
+	}
+	if a.free == 0 {
+		if r, _ := a.getRef.GetRef(ls, ls.Hash()); r != 0 {
+			return a.AppenderV2.Append(r, ls, st, t, v, h, fh, opts)
+		}
+		if !a.o.take(1, max) {
 			a.o.l.rejected.Inc()
 			err := fmt.Errorf("%w: organization %q has %d active series, the limit (--limits.max-series-per-org); series %s was not created", ErrSeriesLimit, a.o.slug, max, ls.String())
 			a.report.record(err, nil)
 			return 0, err
 		}
+		a.free = 1
 	}
-	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+	a.free--
+	a.o.reserved.Add(-1)
+	return ref, err
 }
 
 // Prepare implements Preparer for appenders whose storage has it (a remote
@@ -117,11 +172,17 @@ func (a *limitedAppender) Prepare() (bool, error) {
 }
 
 func (a *limitedAppender) Commit() error {
+	defer a.release()
 	err := a.AppenderV2.Commit()
 	if err != nil {
 		a.report.record(nil, err)
 	}
 	return err
+}
+
+func (a *limitedAppender) Rollback() error {
+	defer a.release()
+	return a.AppenderV2.Rollback()
 }
 
 type limitedExemplarAppender struct {

@@ -3,7 +3,11 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,4 +95,58 @@ func TestAsThroughWrappers(t *testing.T) {
 	require.Zero(t, st.NumSeries)
 	_, ok = As[StatsReporter](outer{preparing{prepared: new(int)}})
 	require.False(t, ok, "a storage without statistics has none")
+}
+
+// TestSeriesLimitWithRoom: far from the limit an appender appends without
+// looking series up (it reserves room); near it, it looks each new series
+// up. Either way an organization ends with exactly the limit, however
+// many series are sent, by one appender or by several at once.
+func TestSeriesLimitWithRoom(t *testing.T) {
+	const max = 3000
+	for _, writers := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("%d appenders", writers), func(t *testing.T) {
+			e := NewEmbedded(slog.New(slog.DiscardHandler), nil, EmbeddedOptions{Dir: t.TempDir(), Retention: time.Hour})
+			t.Cleanup(func() { e.Close() })
+			l := NewLimited(e, LimitOptions{MaxSeriesPerOrg: max})
+			org, err := l.Org("acme")
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			errs := make(chan error, writers*3000+writers)
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// Each sends 2,500 series, 500 of them twice.
+					app := org.AppenderV2(context.Background())
+					for i := range 3000 {
+						ls := labels.FromStrings("__name__", "m", "w", strconv.Itoa(w), "i", strconv.Itoa(i%2500))
+						if _, err := app.Append(0, ls, 0, time.Now().UnixMilli()+int64(i), 1, nil, nil, promstorage.AOptions{}); !errors.Is(err, ErrSeriesLimit) && err != nil {
+							errs <- err
+						}
+					}
+					if err := app.Commit(); err != nil {
+						errs <- err
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			n, _ := org.ActiveSeries()
+			require.Equal(t, uint64(min(max, writers*2500)), n)
+			r, _ := l.reserved.Load("acme")
+			require.Equal(t, int64(0), r.(*atomic.Int64).Load(), "every reservation is given back")
+			// Full: a new series is refused, a known one is not.
+			app := org.AppenderV2(context.Background())
+			_, err = app.Append(0, labels.FromStrings("__name__", "m", "w", "new"), 0, time.Now().Add(time.Minute).UnixMilli(), 1, nil, nil, promstorage.AOptions{})
+			if writers*2500 >= max {
+				require.ErrorIs(t, err, ErrSeriesLimit)
+			}
+			_, err = app.Append(0, labels.FromStrings("__name__", "m", "w", "0", "i", "1"), 0, time.Now().Add(time.Minute).UnixMilli(), 2, nil, nil, promstorage.AOptions{})
+			require.NoError(t, err)
+			require.NoError(t, app.Rollback())
+		})
+	}
 }
