@@ -34,6 +34,7 @@ type serveCmd struct {
 	configFile      string
 	compatNames     string
 	log             logFlags
+	runtime         runtimeFlags
 }
 
 func newServeCmd(app *kingpin.Application) *serveCmd {
@@ -47,6 +48,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("web.cors.origin", `Regexp of the Origins whose browsers may call the Prometheus API (e.g. 'https?://grafana\.example\.com'); empty: CORS off.`).Default(o.CORSOrigin).StringVar(&o.CORSOrigin)
 	f("web.config.file", "Web configuration file in Prometheus's format (TLS, client certificates, HTTP headers; see docs/tls.md), read again for each connection; empty: plain HTTP.").Default(o.WebConfigFile).StringVar(&o.WebConfigFile)
 	f("debug.pprof", "Serve Go's runtime profiles under /debug/pprof/ to admin tokens.").Default(strconv.FormatBool(o.Pprof)).BoolVar(&o.Pprof)
+	c.runtime.register(c.cmd)
 	f("limits.max-series-per-org", "Most active series an organization may have; writes that would create more are refused (400). 0: no limit.").Default(strconv.FormatUint(o.MaxSeriesPerOrg, 10)).Uint64Var(&o.MaxSeriesPerOrg)
 	f("limits.token-requests-per-second", "Requests per second each token may send; more are refused with 429 and Retry-After. 0: no limit.").Default(strconv.FormatFloat(o.TokenRequestsPerSecond, 'g', -1, 64)).Float64Var(&o.TokenRequestsPerSecond)
 	f("limits.token-burst", "Requests a token may send at once above its rate.").Default(strconv.Itoa(o.TokenBurst)).IntVar(&o.TokenBurst)
@@ -136,6 +138,9 @@ func (c *serveCmd) run() int {
 func (c *serveCmd) serve(logger *slog.Logger) error {
 	opts, err := c.options()
 	if err != nil {
+		return err
+	}
+	if err := c.runtime.apply(logger); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()

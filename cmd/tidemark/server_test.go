@@ -50,6 +50,8 @@ type binServer struct {
 	log  *syncBuffer
 	// defaultAddr starts the server with no --web.listen-address.
 	defaultAddr bool
+	// env is added to the test's environment.
+	env []string
 }
 
 // syncBuffer is a server's output: written by the goroutine exec copies
@@ -94,6 +96,7 @@ func (s *binServer) start() {
 		args = append([]string{"serve"}, s.args...)
 	}
 	s.cmd = exec.Command(binary, args...)
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Dir = s.dir
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	require.NoError(s.t, s.cmd.Start())
