@@ -98,7 +98,7 @@ func main() {
 		cacheDir = flag.String("cache", defaultCacheDir(), "directory that keeps the built peer binaries")
 		build    = flag.Bool("build-peers", true, "build a missing peer binary into -cache")
 		tidemark = flag.String("tidemark", "", "prebuilt tidemark binary (default: build the tree's)")
-		prof     = flag.String("tidemark-cpuprofile", "", "fetch CPU profiles of Tidemark (run with --debug.pprof) into this file prefix: <prefix>.<pid>.<n>")
+		prof     = flag.String("tidemark-cpuprofile", "", "fetch CPU and heap profiles of Tidemark (run with --debug.pprof) into this file prefix: <prefix>.<pid>.<n>, <prefix>.heap.<pid>.<n>")
 		tArgs    = flag.String("tidemark-args", "", "further flags for tidemark serve, space-separated")
 		tEnv     = flag.String("tidemark-env", "", "further environment for Tidemark, e.g. GOGC=75, space-separated")
 		out      = flag.String("out", "results", "directory the table is saved to (empty: not saved)")

@@ -67,7 +67,7 @@ func run(ctx context.Context, opts options) (string, error) {
 					return "", err
 				}
 				extra = append(extra, "--debug.pprof")
-				res.note("Tidemark ran with `--debug.pprof`; CPU profiles of 10 s each, back to back, were fetched from it into %s.<pid>.<n>.", opts.cpuProfile)
+				res.note("Tidemark ran with `--debug.pprof`; CPU profiles of 10 s each, back to back, and a heap profile after each, were fetched from it into %s.<pid>.<n> and .heap.<pid>.<n>.", opts.cpuProfile)
 			}
 			sys := tidemarkSystem(bin, tcfg, extra...)
 			sys.env = opts.tidemarkEnv

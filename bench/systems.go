@@ -194,7 +194,8 @@ func launch(sys *system, dir, logPath string, cached bool) (*proc, error) {
 
 // profileLoop fetches CPU profiles of 10 s, back to back, from the
 // process's /debug/pprof/profile until it exits, each into its own file
-// (`go tool pprof` merges the files it is given).
+// (`go tool pprof` merges the files it is given), and after each a heap
+// profile (<prefix>.heap.<pid>.<n>).
 func (p *proc) profileLoop() {
 	c := &http.Client{Timeout: time.Minute}
 	for n := 0; ; {
@@ -203,31 +204,50 @@ func (p *proc) profileLoop() {
 			return
 		default:
 		}
-		req, err := http.NewRequest("GET", p.base+"/debug/pprof/profile?seconds=10", nil)
-		if err != nil {
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := c.Do(req)
+		body, err := p.fetchProfile(c, "/debug/pprof/profile?seconds=10")
 		if err != nil {
 			// Not listening yet, or gone.
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			fmt.Fprintf(p.log, "bench: profile: %d %v %s\n", resp.StatusCode, err, truncate(string(body), 200))
-			time.Sleep(time.Second)
+		heap, err := p.fetchProfile(c, "/debug/pprof/heap")
+		if err != nil {
 			continue
 		}
-		path := fmt.Sprintf("%s.%d.%03d", p.sys.profile, p.pid(), n)
-		if err := os.WriteFile(path, body, 0o644); err != nil {
-			fmt.Fprintf(p.log, "bench: write profile: %v\n", err)
-			return
+		for path, b := range map[string][]byte{
+			fmt.Sprintf("%s.%d.%03d", p.sys.profile, p.pid(), n):      body,
+			fmt.Sprintf("%s.heap.%d.%03d", p.sys.profile, p.pid(), n): heap,
+		} {
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				fmt.Fprintf(p.log, "bench: write profile: %v\n", err)
+				return
+			}
 		}
 		n++
 	}
+}
+
+// fetchProfile gets one profile from the process's /debug/pprof.
+func (p *proc) fetchProfile(c *http.Client, path string) ([]byte, error) {
+	req, err := http.NewRequest("GET", p.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %d %s", path, resp.StatusCode, truncate(string(body), 200))
+	}
+	if err != nil {
+		fmt.Fprintf(p.log, "bench: profile: %v\n", err)
+		time.Sleep(time.Second)
+	}
+	return body, err
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
