@@ -104,7 +104,7 @@ func (s *Service) tick() {
 func (s *Service) runTick(ctx context.Context) error {
 	now := s.now()
 	orgs := s.owned()
-	if err := s.flushMarks(ctx); err != nil {
+	if err := s.flushMarks(ctx, nil); err != nil {
 		s.logger.Warn("mark change events committed", "err", err)
 	}
 	if err := s.replayUncommitted(ctx, orgs, now); err != nil {

@@ -449,39 +449,14 @@ func (g *groupWrite) commit() {
 	// unmarked, and their samples are written again.
 	s.marks = append(s.marks, committed...)
 	slices.Sort(s.marks)
-	switch {
-	case len(failed) > 0:
-		if err := s.hide(failed); err != nil {
-			s.logger.Warn("hide change events whose samples were not committed", "err", err)
-		}
-	case replayed:
-		// A replayed row may be hidden: it is listed once marked, and a
-		// retry that replays it is answered once it is listed.
-		if err := s.flushMarks(context.Background()); err != nil {
+	// Rows whose samples failed are hidden at once (a failure is rare), so
+	// that the refused request lists nothing; a replayed row may be hidden,
+	// so a retry that replays it is answered once it is listed.
+	if len(failed) > 0 || replayed {
+		if err := s.flushMarks(context.Background(), failed); err != nil {
 			s.logger.Warn("mark change events committed", "err", err)
 		}
 	}
-}
-
-// hide takes rows whose samples failed out of listings (in a transaction
-// of its own: a failure is rare), with the marks waiting.
-func (s *Service) hide(seqs []int64) error {
-	tx, err := s.log.BeginEvents(context.Background())
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := tx.MarkCommitted(s.marks); err != nil {
-		return err
-	}
-	if err := tx.Hide(seqs); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	s.marks = nil
-	return nil
 }
 
 // reply answers every request of the group.

@@ -108,9 +108,10 @@ func (s *Service) marked(seq int64) bool {
 	return found
 }
 
-// flushMarks writes the waiting marks in a transaction of their own.
-func (s *Service) flushMarks(ctx context.Context) error {
-	if len(s.marks) == 0 {
+// flushMarks writes the waiting marks in a transaction of their own, and
+// hides the rows hide (whose samples failed: see EventTx.Hide).
+func (s *Service) flushMarks(ctx context.Context, hide []int64) error {
+	if len(s.marks) == 0 && len(hide) == 0 {
 		return nil
 	}
 	tx, err := s.log.BeginEvents(ctx)
@@ -119,6 +120,9 @@ func (s *Service) flushMarks(ctx context.Context) error {
 	}
 	defer tx.Rollback()
 	if err := tx.MarkCommitted(s.marks); err != nil {
+		return err
+	}
+	if err := tx.Hide(hide); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

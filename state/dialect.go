@@ -183,7 +183,7 @@ func (h handle) QueryRowContext(ctx context.Context, q string, args ...any) *sql
 
 func (h handle) BeginTx(ctx context.Context) (txHandle, error) {
 	tx, err := h.db.BeginTx(ctx, nil)
-	return txHandle{tx: tx, h: h, d: h.d}, err
+	return txHandle{tx: tx, h: h}, err
 }
 
 // prepared is q, rebound and prepared once.
@@ -191,11 +191,10 @@ func (h handle) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	return h.stmts.prepared(ctx, h.db, h.d.rebind(q))
 }
 
-// txHandle is a transaction that rebinds its statements.
+// txHandle is a transaction of h that rebinds its statements.
 type txHandle struct {
 	tx *sql.Tx
 	h  handle
-	d  *dialect
 }
 
 // stmt is q, prepared once for the database, in this transaction.
@@ -208,15 +207,15 @@ func (t txHandle) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 func (t txHandle) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.d.rebind(q), args...)
+	return t.tx.ExecContext(ctx, t.h.d.rebind(q), args...)
 }
 
 func (t txHandle) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.d.rebind(q), args...)
+	return t.tx.QueryContext(ctx, t.h.d.rebind(q), args...)
 }
 
 func (t txHandle) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.d.rebind(q), args...)
+	return t.tx.QueryRowContext(ctx, t.h.d.rebind(q), args...)
 }
 
 func (t txHandle) Commit() error   { return t.tx.Commit() }

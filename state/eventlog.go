@@ -106,7 +106,6 @@ func boolInt(b bool) int {
 type eventTx struct {
 	ctx context.Context
 	tx  txHandle
-	db  handle
 }
 
 // BeginEvents implements EventLog.
@@ -115,7 +114,7 @@ func (s *DB) BeginEvents(ctx context.Context) (EventTx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin event log transaction: %w", err)
 	}
-	return &eventTx{ctx: ctx, tx: tx, db: s.db}, nil
+	return &eventTx{ctx: ctx, tx: tx}, nil
 }
 
 // FindDedups implements EventTx.
@@ -152,8 +151,8 @@ func (t *eventTx) AllocSeqs(n int) (int64, error) {
 	const q = `UPDATE sequences SET value = value + ? WHERE name = ? RETURNING value`
 	var st *sql.Stmt
 	var err error
-	if t.tx.d.seqsOutsideTx {
-		st, err = t.db.prepared(t.ctx, q)
+	if t.tx.h.d.seqsOutsideTx {
+		st, err = t.tx.h.prepared(t.ctx, q)
 	} else {
 		st, err = t.tx.stmt(t.ctx, q)
 	}
@@ -342,7 +341,7 @@ func (t *eventTx) openStarts(q OpenQuery) ([]EventRow, error) {
 	if where == "" {
 		return nil, nil
 	}
-	rows, err := t.queryPrepared(`WHERE `+where+` ORDER BY seq`+t.tx.d.forUpdate, args...)
+	rows, err := t.queryPrepared(`WHERE `+where+` ORDER BY seq`+t.tx.h.d.forUpdate, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read open events: %w", err)
 	}
