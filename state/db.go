@@ -247,6 +247,13 @@ var migrations = []migration{
 	// was answered 503: hidden keeps it out of listings until a replay
 	// writes them.
 	{sql: `ALTER TABLE change_events ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;`},
+
+	// The impact service pages through an organization's starts in seq
+	// order. Without this index SQLite reads them by (org, ts) and sorts
+	// every start of the organization for each page of 500 (seq is not
+	// the rowid there), so a pass over n pending starts cost n²/500 row
+	// reads: 55,000 pending starts took a core's third continuously.
+	{sql: `CREATE INDEX change_events_starts ON change_events (org, seq) WHERE state = 'start';`},
 }
 
 // migrate applies pending migrations in one transaction that holds the

@@ -33,11 +33,16 @@ type UnscoredQuery struct {
 
 const impactColumns = `seq, org, verdict, scored_at, body`
 
+// unscoredWhere selects a page of UnscoredStarts: organization, after seq,
+// from ts, limit. It reads the starts by the change_events_starts index in
+// seq order and stops after the page.
+const unscoredWhere = `WHERE org = ? AND state = 'start' AND seq > ? AND ts >= ?
+	AND NOT EXISTS (SELECT 1 FROM change_event_impact i WHERE i.seq = change_events.seq)
+	ORDER BY seq LIMIT ?`
+
 // UnscoredStarts implements ImpactLog.
 func (s *DB) UnscoredStarts(ctx context.Context, q UnscoredQuery) ([]EventRow, error) {
-	rows, err := queryEvents(ctx, s.db, `WHERE org = ? AND state = 'start' AND seq > ? AND ts >= ?
-		AND NOT EXISTS (SELECT 1 FROM change_event_impact i WHERE i.seq = change_events.seq)
-		ORDER BY seq LIMIT ?`, q.Org, q.AfterSeq, q.MinTS, q.Limit)
+	rows, err := queryEvents(ctx, s.db, unscoredWhere, q.Org, q.AfterSeq, q.MinTS, q.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("read unscored change events: %w", err)
 	}

@@ -46,7 +46,7 @@ func eventRow(org, id, name, state string, ts int64) *EventRow {
 }
 
 // insert stores rows in one transaction, with seqs from the database.
-func insert(t *testing.T, db *DB, rows ...*EventRow) error {
+func insert(t testing.TB, db *DB, rows ...*EventRow) error {
 	t.Helper()
 	tx, err := db.BeginEvents(context.Background())
 	require.NoError(t, err)
