@@ -103,7 +103,7 @@ func main() {
 		tEnv     = flag.String("tidemark-env", "", "further environment for Tidemark, e.g. GOGC=75, space-separated")
 		out      = flag.String("out", "results", "directory the table is saved to (empty: not saved)")
 		workDir  = flag.String("workdir", "", "directory for data and logs (default: a temporary one)")
-		keep     = flag.Bool("keep", false, "keep the work directory")
+		keep     = flag.Bool("keep", false, "keep the work directory, with each system's data after its queries")
 		note     = flag.String("note", "", "a line to add to the results, e.g. about the machine's load")
 		series   = flag.Int("series", 0, "override the number of active series")
 		restartN = flag.Int("restart-series", 0, "override the number of series in the WAL at the restart")

@@ -209,7 +209,7 @@ func queries(ctx context.Context, p *proc, canary string, ranges []queryRange, r
 		res.note("query %s: range queries from %s to %s, step %s, rate window %s; %d runs after one warm-up (p99 of %d runs is their maximum)",
 			r.label, r.start.UTC().Format(time.RFC3339), r.end.UTC().Format(time.RFC3339), dur(r.step), r.window, r.reps, r.reps)
 	}
-	res.note("cold: every cache off (Tidemark `--query.results-cache.max-bytes=0`; VictoriaMetrics `-search.disableCache` and `nocache=1` on every query); repeated dashboard: the same data after a restart with the caches on (Tidemark's results cache, VictoriaMetrics' rollup result cache; Prometheus has none), each query warmed once and repeated unchanged. RSS after the query set is the cold process's resident set right after its last query.")
+	res.note("cold: every cache off (Tidemark `--query.results-cache.max-bytes=0`; VictoriaMetrics `-search.disableCache` and `nocache=1` on every query); repeated dashboard: the same data after a restart with the caches on (Tidemark's results cache, VictoriaMetrics' rollup result cache; Prometheus has none), once the process idles after /-/ready (at most a minute), each query warmed once and repeated unchanged. RSS after the query set is the cold process's resident set right after its last query.")
 	return nil
 }
 
