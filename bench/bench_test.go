@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -158,5 +159,24 @@ func TestResultsTable(t *testing.T) {
 	want := "| ingest | samples/s | higher | 200 | 100 | 2.00 |"
 	if !strings.Contains(got, want) {
 		t.Fatalf("table:\n%s\nwant a row %s", got, want)
+	}
+}
+
+// TestResultPath checks that a later run of the same day and mode gets a
+// table of its own instead of overwriting the first.
+func TestResultPath(t *testing.T) {
+	dir := t.TempDir()
+	want := []string{"2026-12-01-full.md", "2026-12-01-full-2.md", "2026-12-01-full-3.md"}
+	for _, w := range want {
+		path := resultPath(dir, "2026-12-01-full")
+		if path != filepath.Join(dir, w) {
+			t.Fatalf("resultPath = %s, want %s", path, filepath.Join(dir, w))
+		}
+		if err := os.WriteFile(path, []byte("table"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := resultPath(dir, "2026-12-01-quick"); got != filepath.Join(dir, "2026-12-01-quick.md") {
+		t.Fatalf("another mode: resultPath = %s", got)
 	}
 }

@@ -8,7 +8,8 @@
 //	go run . -mode=quick   # about two minutes; CI runs it as TestQuick
 //	go run . -mode=full    # by hand; 100k series, 24h of data, 1M-series restart
 //
-// The table is saved to results/<date>-<mode>.md.
+// The table is saved to results/<date>-<mode>.md (-2, -3, ... for later
+// runs of the day).
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -139,12 +141,25 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}
-		path := filepath.Join(*out, time.Now().UTC().Format("2006-01-02")+"-"+mc.name+".md")
+		path := resultPath(*out, time.Now().UTC().Format("2006-01-02")+"-"+mc.name)
 		if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}
 		fmt.Fprintf(os.Stderr, "saved %s\n", path)
+	}
+}
+
+// resultPath is where a table named base is saved in dir: base.md, or for
+// a later run of the same day and mode base-2.md, base-3.md, ..., so that
+// no run overwrites another.
+func resultPath(dir, base string) string {
+	path := filepath.Join(dir, base+".md")
+	for n := 2; ; n++ {
+		if _, err := os.Stat(path); err != nil {
+			return path // Free, or an error that writing it will report.
+		}
+		path = filepath.Join(dir, base+"-"+strconv.Itoa(n)+".md")
 	}
 }
 
