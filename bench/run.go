@@ -196,9 +196,8 @@ func measure(ctx context.Context, sys *system, dir string, opts options, set *se
 		p.stop()
 		return err
 	}
-	// The dashboard is measured in the steady state: what a start does
-	// after it is ready (replaying, compacting, catching up open events)
-	// is the restart's figure, not a query's.
+	// The dashboard is measured in the steady state: whatever a start
+	// still does after it is ready is the restart's figure, not a query's.
 	if _, err := settle(p.pid(), time.Minute); err != nil {
 		p.stop()
 		return err
