@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -39,12 +40,15 @@ type Embedded struct {
 	mtx    sync.Mutex
 	dbs    map[string]*tsdb.DB
 	closed bool
+	// stop ends the guards of first truncations (see guardTruncation).
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // NewEmbedded returns an embedded backend. Nothing is opened until an
 // organization is first used.
 func NewEmbedded(logger *slog.Logger, reg prometheus.Registerer, opts EmbeddedOptions) *Embedded {
-	e := &Embedded{logger: logger, reg: reg, opts: opts, dbs: map[string]*tsdb.DB{}}
+	e := &Embedded{logger: logger, reg: reg, opts: opts, dbs: map[string]*tsdb.DB{}, stop: make(chan struct{})}
 	if reg != nil {
 		reg.MustRegister(&headSeriesCollector{e: e})
 	}
@@ -99,13 +103,77 @@ func (e *Embedded) db(slug string) (*tsdb.DB, error) {
 	}
 	dir := filepath.Join(e.opts.Dir, slug)
 	start := time.Now()
-	db, err := tsdb.Open(dir, e.logger.With("org", slug), reg, opts, nil)
+	logger := e.logger.With("org", slug)
+	opened := lastChunkFile(dir)
+	db, err := tsdb.Open(dir, logger, reg, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open org %q tsdb: %w", slug, err)
 	}
 	e.logger.Info("opened organization storage", "org", slug, "dir", dir, "duration", time.Since(start))
 	e.dbs[slug] = db
+	if opts.OutOfOrderTimeWindow > 0 {
+		db.DisableCompactions()
+		e.wg.Go(func() { e.guardTruncation(db, dir, opened, logger) })
+	}
 	return db, nil
+}
+
+// guardTruncation keeps an organization's compactions off until its TSDB
+// has cut a head chunk file of its own, or for firstCutWait at most.
+//
+// Prometheus's head chunk mapper (v0.316.0) resets its file sequence when
+// a truncation finds that it deleted every file it listed — always true
+// before the first file is cut. A chunk write that cuts the first file
+// while that truncation runs is then followed by refs into a file that
+// does not exist, and by a panic at the next cut ("expected newly cut file
+// to have sequence:offset 1:8, got 2:8"). Out-of-order appends write
+// chunks in the appending request's commit, so this is what a backfill
+// into a new organization meets when its first head compaction runs. Once
+// the process has cut a file, a truncation never deletes the current one,
+// and the reset cannot happen.
+func (e *Embedded) guardTruncation(db *tsdb.DB, dir string, opened int, logger *slog.Logger) {
+	defer db.EnableCompactions()
+	deadline := time.NewTimer(firstCutWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(firstCutPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-deadline.C:
+			logger.Debug("no head chunk file cut yet; compactions enabled", "after", firstCutWait)
+			return
+		case <-tick.C:
+			if lastChunkFile(dir) > opened {
+				return
+			}
+		}
+	}
+}
+
+// How long a new TSDB's compactions wait for its first head chunk file, and
+// how often it is looked for. Data that fills no chunk in minutes needs no
+// compaction that soon. Variables for tests.
+var (
+	firstCutWait = 2 * time.Minute
+	firstCutPoll = 100 * time.Millisecond
+)
+
+// lastChunkFile is the sequence number of the newest head chunk file of the
+// TSDB in dir, 0 when it has none.
+func lastChunkFile(dir string) int {
+	ents, err := os.ReadDir(filepath.Join(dir, "chunks_head"))
+	if err != nil {
+		return 0
+	}
+	last := 0
+	for _, ent := range ents {
+		if n, err := strconv.Atoi(ent.Name()); err == nil && n > last {
+			last = n
+		}
+	}
+	return last
 }
 
 // Open implements Backend: it opens the TSDB of every organization that
@@ -134,7 +202,11 @@ func (e *Embedded) Open(context.Context) error {
 func (e *Embedded) Close() error {
 	e.mtx.Lock()
 	defer e.mtx.Unlock()
+	if !e.closed {
+		close(e.stop)
+	}
 	e.closed = true
+	e.wg.Wait()
 	var errs []error
 	for slug, db := range e.dbs {
 		if err := db.Close(); err != nil {

@@ -67,10 +67,40 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *syncBuffer) raw() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// String is the output so far. When a process panicked or hit a fatal
+// error, the crash comes first: a failure message that is cut to fit
+// (as CI's report is) still shows why the server went away.
+func (b *syncBuffer) String() string {
+	out := b.raw()
+	if c := crash(out); c != "" {
+		return "the process crashed:\n" + c + "\n--- its whole output:\n" + out
+	}
+	return out
+}
+
+// crash is the first panic or fatal error of a Go process's output (a
+// handler's panic that net/http recovered from included), from the start
+// of its line, with the lines that follow it (at most 60: the message and
+// the crashing goroutine's stack), or "" when there is none.
+func crash(out string) string {
+	at := -1
+	for _, mark := range []string{"\npanic: ", "\nfatal error: ", "\nunexpected fault address ", "http: panic serving "} {
+		if i := strings.Index("\n"+out, mark); i >= 0 && (at < 0 || i < at) {
+			at = i
+		}
+	}
+	if at < 0 {
+		return ""
+	}
+	at = strings.LastIndexByte(out[:at], '\n') + 1
+	lines := strings.SplitN(out[at:], "\n", 61)
+	return strings.Join(lines[:min(len(lines), 60)], "\n")
 }
 
 func freeAddr(t testing.TB) string {
@@ -85,7 +115,14 @@ func freeAddr(t testing.TB) string {
 func startServer(t testing.TB, dir string, args ...string) *binServer {
 	s := &binServer{t: t, dir: dir, addr: freeAddr(t), args: args}
 	s.start()
-	t.Cleanup(func() { s.stop(syscall.SIGKILL) })
+	t.Cleanup(func() {
+		s.stop(syscall.SIGKILL)
+		// A failure a server's crash caused (a refused connection, an
+		// EOF) names the crash too.
+		if c := crash(s.log.raw()); t.Failed() && c != "" {
+			t.Logf("the server at %s crashed:\n%s", s.url, c)
+		}
+	})
 	return s
 }
 
@@ -187,4 +224,19 @@ func eventIDs(t testing.TB, srv *binServer, q client.ListQuery) map[string]int {
 		ids[e.ID]++
 	}
 	return ids
+}
+
+// TestCrashFirst: a server's output puts a panic before the log lines that
+// led to it, so that a failure message cut short still names the crash.
+func TestCrashFirst(t *testing.T) {
+	var b syncBuffer
+	fmt.Fprint(&b, "level=INFO msg=ready\n")
+	require.Equal(t, "level=INFO msg=ready\n", b.String(), "no crash: the output as it is")
+	fmt.Fprint(&b, "panic: queue is not running\n\ngoroutine 7 [running]:\nmain.f()\n")
+	got := b.String()
+	require.True(t, strings.HasPrefix(got, "the process crashed:\npanic: queue is not running\n\ngoroutine 7 [running]:\nmain.f()\n"), got)
+	require.True(t, strings.HasSuffix(got, "--- its whole output:\nlevel=INFO msg=ready\npanic: queue is not running\n\ngoroutine 7 [running]:\nmain.f()\n"), got)
+	require.Equal(t, "fatal error: concurrent map writes", crash("fatal error: concurrent map writes"))
+	require.Equal(t, "2026/12/01 23:13:24 http: panic serving 127.0.0.1:36232: boom\ngoroutine 361 [running]:",
+		crash("level=INFO msg=ready\n2026/12/01 23:13:24 http: panic serving 127.0.0.1:36232: boom\ngoroutine 361 [running]:"))
 }
