@@ -3,6 +3,8 @@ package events
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	promstorage "github.com/prometheus/prometheus/storage"
@@ -115,7 +117,7 @@ func (s *Service) runTick(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	rows, err := tx.OpenStarts(state.OpenQuery{Orgs: orgs})
+	opens, err := s.readOpen(tx, orgs)
 	if err != nil {
 		return err
 	}
@@ -125,12 +127,7 @@ func (s *Service) runTick(ctx context.Context) error {
 	}
 	var moved []progress
 	byOrg := map[string][]sample{}
-	for _, row := range rows {
-		o, err := openFromRow(row)
-		if err != nil {
-			s.logger.Error("read open change event", "err", err)
-			continue
-		}
+	for _, o := range opens {
 		from := o.next
 		smp, exp := s.activeUpTo(o, now.UnixMilli())
 		if o.next != from || exp {
@@ -139,13 +136,14 @@ func (s *Service) runTick(ctx context.Context) error {
 		}
 	}
 	failed := s.commitSamples(ctx, byOrg)
+	// Starts written up to the same grid point (most are, tick after
+	// tick) are recorded together.
+	byNext := map[int64][]int64{}
 	for _, p := range moved {
 		if failed[p.o.org] != nil {
 			continue // Written again at the next tick.
 		}
-		if err := tx.SetActive(p.o.seq, p.o.next); err != nil {
-			return err
-		}
+		byNext[p.o.next] = append(byNext[p.o.next], p.o.seq)
 		if p.expired {
 			s.logger.Info("open event reached the maximum duration; its active series ends", "org", p.o.org, "id", p.o.id, "max_duration", s.opts.MaxDuration)
 			if err := tx.ExpireOpen(p.o.seq); err != nil {
@@ -153,9 +151,70 @@ func (s *Service) runTick(ctx context.Context) error {
 			}
 		}
 	}
+	for _, next := range slices.Sorted(maps.Keys(byNext)) {
+		if err := tx.SetActive(next, byNext[next]...); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit event log: %w", err)
 	}
-	s.openGauge.Set(float64(len(rows)))
+	s.openGauge.Set(float64(len(opens)))
 	return nil
+}
+
+// readOpen returns the owned organizations' open starts, in seq order, as
+// the log has them in tx: their progress from the log, the rest from the
+// last tick's read where it has them (a start's row changes only in
+// active_next until it is closed), from the log otherwise.
+func (s *Service) readOpen(tx state.EventTx, orgs []string) ([]*openEvent, error) {
+	prog, err := tx.OpenProgress(state.OpenQuery{Orgs: orgs})
+	if err != nil {
+		return nil, err
+	}
+	// Seqs grow, so the starts not seen yet are mostly above every one
+	// seen: read from the lowest of them up.
+	var firstNew int64
+	for _, p := range prog {
+		if _, ok := s.opens[p.Seq]; !ok {
+			firstNew = p.Seq
+			break
+		}
+	}
+	known := s.opens
+	if firstNew != 0 {
+		rows, err := tx.OpenStarts(state.OpenQuery{Orgs: orgs, AfterSeq: firstNew - 1})
+		if err != nil {
+			return nil, err
+		}
+		known = make(map[int64]*openEvent, len(s.opens)+len(rows))
+		maps.Copy(known, s.opens)
+		for _, row := range rows {
+			if _, ok := known[row.Seq]; ok {
+				continue
+			}
+			o, err := openFromRow(row)
+			if err != nil {
+				s.logger.Error("read open change event", "err", err)
+				continue
+			}
+			known[row.Seq] = o
+		}
+	}
+	out := make([]*openEvent, 0, len(prog))
+	s.opens = make(map[int64]*openEvent, len(prog))
+	for _, p := range prog {
+		o, ok := known[p.Seq]
+		if !ok {
+			continue // Unreadable: logged above.
+		}
+		s.opens[p.Seq] = o
+		cur := *o
+		cur.next = cur.start
+		if p.ActiveNext.Valid && p.ActiveNext.Int64 > cur.start {
+			cur.next = p.ActiveNext.Int64
+		}
+		out = append(out, &cur)
+	}
+	return out, nil
 }

@@ -399,7 +399,7 @@ func (g *groupWrite) store() error {
 			continue
 		}
 		for _, row := range p.rewind {
-			if err := g.tx.SetActive(row.Seq, row.TS); err != nil {
+			if err := g.tx.SetActive(row.TS, row.Seq); err != nil {
 				return err
 			}
 		}

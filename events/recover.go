@@ -53,7 +53,7 @@ func (s *Service) replayUncommitted(ctx context.Context, orgs []string, now time
 		}
 		seqs = append(seqs, row.Seq)
 		if row.Open {
-			if err := tx.SetActive(row.Seq, row.TS); err != nil {
+			if err := tx.SetActive(row.TS, row.Seq); err != nil {
 				return err
 			}
 		}

@@ -100,6 +100,11 @@ type Service struct {
 	// marks are the seqs (sorted) of rows whose samples are committed, to
 	// be marked so in the log's next transaction. Used by Run's goroutine.
 	marks []int64
+	// opens are the open starts the last tick read, by seq, with what of
+	// them never changes (all but next), so that a tick reads only the
+	// progress of the starts it has seen. Only the writer's goroutine
+	// (Recover, then Run) uses it.
+	opens map[int64]*openEvent
 }
 
 // marked reports whether seq's mark is waiting in marks.

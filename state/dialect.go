@@ -141,9 +141,9 @@ func pieces(n int) []int {
 // padded cuts keys into IN lists of pieceSizes: full lists of the longest,
 // the rest padded, by repeating its last key, up to the shortest size that
 // holds it.
-func padded(keys []string) [][]string {
+func padded[T any](keys []T) [][]T {
 	longest := pieceSizes[0]
-	var out [][]string
+	var out [][]T
 	for len(keys) > longest {
 		out = append(out, keys[:longest])
 		keys = keys[longest:]

@@ -315,6 +315,10 @@ func openWhere(q OpenQuery) (string, []any) {
 			args = append(args, n)
 		}
 	}
+	if q.AfterSeq != 0 {
+		where += ` AND seq > ?`
+		args = append(args, q.AfterSeq)
+	}
 	return where, args
 }
 
@@ -348,10 +352,45 @@ func (t *eventTx) openStarts(q OpenQuery) ([]EventRow, error) {
 	return rows, nil
 }
 
+// OpenProgress implements EventTx, locking as OpenStarts does.
+func (t *eventTx) OpenProgress(q OpenQuery) ([]Progress, error) {
+	if q.Names != nil {
+		return nil, errors.New("open progress: by name is not supported")
+	}
+	where, args := openWhere(q)
+	st, err := t.tx.stmt(t.ctx, `SELECT seq, active_next FROM change_events WHERE `+where+` ORDER BY seq`+t.tx.h.d.forUpdate)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(t.ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read open events: %w", err)
+	}
+	defer rows.Close()
+	var out []Progress
+	for rows.Next() {
+		var p Progress
+		if err := rows.Scan(&p.Seq, &p.ActiveNext); err != nil {
+			return nil, fmt.Errorf("read open events: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // SetActive implements EventTx.
-func (t *eventTx) SetActive(seq, next int64) error {
-	_, err := t.exec(`UPDATE change_events SET active_next = ? WHERE seq = ?`, next, seq)
-	return err
+func (t *eventTx) SetActive(next int64, seqs ...int64) error {
+	for _, piece := range padded(seqs) {
+		args := make([]any, 0, 1+len(piece))
+		args = append(args, next)
+		for _, seq := range piece {
+			args = append(args, seq)
+		}
+		if _, err := t.exec(`UPDATE change_events SET active_next = ? WHERE seq IN (`+placeholders(len(piece))+`)`, args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // MarkCommitted implements EventTx.

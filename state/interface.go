@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 )
@@ -178,6 +179,15 @@ type OpenQuery struct {
 	// Orgs and Names, when not nil, are the only organizations and event
 	// names selected.
 	Orgs, Names []string
+	// AfterSeq, when not 0, selects only starts with a greater seq.
+	AfterSeq int64
+}
+
+// Progress is how far an open start's active series is written.
+type Progress struct {
+	Seq int64
+	// ActiveNext is EventRow.ActiveNext.
+	ActiveNext sql.NullInt64
 }
 
 // EventTx is a write transaction on the event log. Nothing it writes is
@@ -191,6 +201,9 @@ type EventTx interface {
 	// transaction can change them (pair, expire, advance) until this one
 	// ends.
 	OpenStarts(q OpenQuery) ([]EventRow, error)
+	// OpenProgress is OpenStarts with only the seq and ActiveNext of each
+	// row, for a reader that has the rest (which never changes) already.
+	OpenProgress(q OpenQuery) ([]Progress, error)
 	// AllocSeqs reserves n consecutive seqs from the database and returns
 	// the first. Seqs are unique and grow from one allocation to the next.
 	// With several writers (PostgreSQL) they are taken outside the
@@ -209,9 +222,9 @@ type EventTx interface {
 	ClosePair(startSeq, stopSeq, durationMS int64) error
 	// ExpireOpen closes a start that ran past the maximum duration.
 	ExpireOpen(seq int64) error
-	// SetActive records that the open start seq's active series is written
-	// up to next (exclusive).
-	SetActive(seq, next int64) error
+	// SetActive records that the active series of the open starts seqs are
+	// written up to next (exclusive).
+	SetActive(next int64, seqs ...int64) error
 	// MarkCommitted records that the samples of the rows seqs (sorted) are
 	// stored (and lifts Hide).
 	MarkCommitted(seqs []int64) error

@@ -124,7 +124,19 @@ func TestStoreEventLog(t *testing.T) {
 		require.Len(t, open1, 1)
 		require.Equal(t, start.Seq, open1[0].Seq)
 		require.False(t, open1[0].ActiveNext.Valid)
-		require.NoError(t, tx.SetActive(start.Seq, 16000))
+		require.NoError(t, tx.SetActive(16000, start.Seq))
+		prog, err := tx.OpenProgress(OpenQuery{Orgs: []string{"acme"}})
+		require.NoError(t, err)
+		require.Equal(t, []Progress{{Seq: start.Seq, ActiveNext: sql.NullInt64{Int64: 16000, Valid: true}}}, prog, "what the transaction wrote")
+		prog, err = tx.OpenProgress(OpenQuery{Orgs: []string{}})
+		require.NoError(t, err)
+		require.Empty(t, prog)
+		after, err := tx.OpenStarts(OpenQuery{Orgs: []string{"acme"}, AfterSeq: start.Seq - 1})
+		require.NoError(t, err)
+		require.Len(t, after, 1)
+		after, err = tx.OpenStarts(OpenQuery{Orgs: []string{"acme"}, AfterSeq: start.Seq})
+		require.NoError(t, err)
+		require.Empty(t, after, "only greater seqs")
 		none, err := tx.OpenStarts(OpenQuery{Orgs: []string{"globex"}})
 		require.NoError(t, err)
 		require.Empty(t, none)
@@ -199,6 +211,39 @@ func TestStoreEventLog(t *testing.T) {
 		require.Equal(t, []string{"f", "d", "b", "a"}, list())
 		_, err = db.EventBySeq(ctx, 1e9)
 		require.ErrorIs(t, err, ErrNotFound)
+	})
+}
+
+// TestStoreSetActiveMany: one SetActive records the progress of many
+// starts (more than one IN list of them), and of those only.
+func TestStoreSetActiveMany(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db := open()
+		require.NoError(t, db.CreateOrg(ctx, "acme"))
+		var rows []*EventRow
+		for i := range 300 {
+			r := eventRow("acme", fmt.Sprint("s", i), fmt.Sprint("deploy-", i), "start", 1000)
+			r.Open = true
+			rows = append(rows, r)
+		}
+		require.NoError(t, insert(t, db, rows...))
+		var seqs []int64
+		for _, r := range rows[:299] {
+			seqs = append(seqs, r.Seq)
+		}
+		tx, err := db.BeginEvents(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback()
+		require.NoError(t, tx.SetActive(16000, seqs...))
+		require.NoError(t, tx.SetActive(31000))
+		prog, err := tx.OpenProgress(OpenQuery{Orgs: []string{"acme"}})
+		require.NoError(t, err)
+		require.Len(t, prog, 300)
+		for _, p := range prog[:299] {
+			require.Equal(t, sql.NullInt64{Int64: 16000, Valid: true}, p.ActiveNext, "seq %d", p.Seq)
+		}
+		require.False(t, prog[299].ActiveNext.Valid, "a start not named is left alone")
 	})
 }
 
