@@ -182,13 +182,14 @@ func (s *Service) readOpen(tx state.EventTx, orgs []string) ([]*openEvent, error
 		}
 	}
 	known := s.opens
+	if known == nil {
+		known = map[int64]*openEvent{}
+	}
 	if firstNew != 0 {
 		rows, err := tx.OpenStarts(state.OpenQuery{Orgs: orgs, AfterSeq: firstNew - 1})
 		if err != nil {
 			return nil, err
 		}
-		known = make(map[int64]*openEvent, len(s.opens)+len(rows))
-		maps.Copy(known, s.opens)
 		for _, row := range rows {
 			if _, ok := known[row.Seq]; ok {
 				continue
@@ -201,6 +202,7 @@ func (s *Service) readOpen(tx state.EventTx, orgs []string) ([]*openEvent, error
 			known[row.Seq] = o
 		}
 	}
+	// Only the starts still open are kept for the next tick.
 	out := make([]*openEvent, 0, len(prog))
 	s.opens = make(map[int64]*openEvent, len(prog))
 	for _, p := range prog {
