@@ -20,6 +20,7 @@ require (
 	github.com/prometheus/prometheus v0.316.0
 	github.com/stretchr/testify v1.12.1
 	github.com/theory/jsonpath v0.12.3
+	github.com/valyala/fastjson v1.6.10
 	go.opentelemetry.io/collector/pdata v1.69.0
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/time v0.16.0

@@ -69,6 +69,19 @@ func TestDecode(t *testing.T) {
 				require.Equal(t, labels.FromStrings("namespace", "prod"), evs[0].Labels)
 			},
 		},
+		{
+			name: "kept compact, escapes as sent; a repeated key is its last value",
+			body: "{ \"event_name\" : \"caf\\u00e9\",\n \"metadata\": { \"k\" : [1, 2] }, \"attributes\": {\"s\": \"x\", \"s\": \"y\"} }",
+			check: func(t *testing.T, evs []Event) {
+				require.Equal(t, "café", evs[0].Name)
+				require.Equal(t, labels.FromStrings("s", "y"), evs[0].Labels)
+				require.Equal(t, `{"k":[1,2]}`, string(evs[0].Metadata))
+				require.Equal(t, `{"event_name":"caf\u00e9","metadata":{"k":[1,2]},"attributes":{"s":"x","s":"y"}}`, string(evs[0].Raw))
+			},
+		},
+		{name: "not UTF-8", body: "{\"event_name\":\"a\xffb\"}", errHas: []string{"not valid UTF-8 (at byte 16)", "JSON in UTF-8"}},
+		{name: "NaN is not JSON", body: `{"event_name":"a","value":NaN}`, errHas: []string{"not valid JSON", "invalid character 'N'", "at byte 27"}},
+		{name: "bad number is not JSON", body: `[{"event_name":"a","value":1.2.3}]`, errHas: []string{"not a JSON array of objects", "at byte"}},
 		{name: "empty body", body: "  ", errHas: []string{"body is empty"}},
 		{name: "not JSON", body: "event_name=a", errHas: []string{"must be a JSON object"}},
 		{name: "trailing data", body: `{"event_name":"a"} {"event_name":"b"}`, errHas: []string{"not valid JSON", "after the JSON value"}},
@@ -156,6 +169,12 @@ func FuzzDecode(f *testing.F) {
 			if ev.Name == "" || (ev.State != StateStart && ev.State != StateStop) || ev.Labels.Len() > DefaultLimits.MaxLabels {
 				t.Fatalf("accepted an invalid event: %+v", ev)
 			}
+			// What the log keeps of an event is the same event.
+			again, err := Decode(ev.Raw, decodeNow, DefaultLimits)
+			if err != nil {
+				t.Fatalf("the kept form %s is refused: %v", ev.Raw, err)
+			}
+			require.Equal(t, ev, again[0])
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/valyala/fastjson"
 )
 
 // Input is a change event as a client or a change source gives it, not yet
@@ -41,8 +42,9 @@ type Input struct {
 	// Metadata is a JSON object kept in the event log only; nil: {}.
 	Metadata json.RawMessage
 	Links    []Link
-	// Raw is the event as it was received, kept in the event log; nil: the
-	// event in the API's JSON form.
+	// Raw is the event as it was received (Decode keeps it without the
+	// whitespace between tokens), kept in the event log; nil: the event in
+	// the API's JSON form.
 	Raw json.RawMessage
 
 	// src is set when the input was decoded from JSON.
@@ -50,19 +52,70 @@ type Input struct {
 }
 
 // jsonSource is what decoding an event's JSON found beside the typed
-// values: the raw value of every field present (for error messages, and
-// to tell a field sent empty from one not sent), and the type errors,
+// values: the value of every field present (for error messages, and to
+// tell a field sent empty from one not sent), and the type errors,
 // reported by Validate in the order it checks the fields, so that the
-// first problem of an event is the one named whatever way it came in.
+// first problem of an event is the one named whatever way it came in. An
+// event has a handful of fields, so they are kept in slices.
 type jsonSource struct {
 	// whole is a problem with the event as a whole: not an object, not
 	// JSON, an unknown field.
 	whole *InputError
-	// raw holds the JSON value of each field present and not null, by
-	// field name ("event_name", "attributes.k", "links[0]").
-	raw map[string]json.RawMessage
-	// bad holds the type error of a field, by field name.
-	bad map[string]*InputError
+	// fields hold the JSON value of each field present and not null, by
+	// field name ("event_name", "links[0]"), and attrs those of the
+	// attributes ("attributes.k", by "k"); the values are the parser's,
+	// valid while the request is decoded.
+	fields, attrs []sourceField
+	buf           [nFields]sourceField
+	// bad holds the type errors of fields.
+	bad []*InputError
+}
+
+type sourceField struct {
+	name string
+	v    *fastjson.Value
+}
+
+func (s *jsonSource) set(field string, v *fastjson.Value) {
+	for i := range s.fields {
+		if s.fields[i].name == field {
+			s.fields[i].v = v
+			return
+		}
+	}
+	s.fields = append(s.fields, sourceField{field, v})
+}
+
+func (s *jsonSource) get(field string) *fastjson.Value {
+	fields := s.fields
+	if name, ok := strings.CutPrefix(field, "attributes."); ok {
+		fields, field = s.attrs, name
+	}
+	for i := len(fields) - 1; i >= 0; i-- { // The last of a repeated key.
+		if fields[i].name == field {
+			return fields[i].v
+		}
+	}
+	return nil
+}
+
+func (s *jsonSource) setBad(field string, e *InputError) {
+	for i, b := range s.bad {
+		if b.Field == field {
+			s.bad[i] = e
+			return
+		}
+	}
+	s.bad = append(s.bad, e)
+}
+
+func (s *jsonSource) getBad(field string) *InputError {
+	for _, b := range s.bad {
+		if b.Field == field {
+			return b
+		}
+	}
+	return nil
 }
 
 // Validate checks one input against the rules of the change-events API and
@@ -110,8 +163,8 @@ func (v *validator) bad(field string) error {
 	if v.in.src == nil {
 		return nil
 	}
-	e, ok := v.in.src.bad[field]
-	if !ok {
+	e := v.in.src.getBad(field)
+	if e == nil {
 		return nil
 	}
 	c := *e
@@ -119,21 +172,23 @@ func (v *validator) bad(field string) error {
 	return &c
 }
 
+// anyBad reports whether decoding found a type error in any field.
+func (v *validator) anyBad() bool { return v.in.src != nil && len(v.in.src.bad) > 0 }
+
 // sent reports whether the field was present (and not null) in the JSON.
 func (v *validator) sent(field string) bool {
 	if v.in.src == nil {
 		return false
 	}
-	_, ok := v.in.src.raw[field]
-	return ok
+	return v.in.src.get(field) != nil
 }
 
 // value renders a field's value for an error message: as it was received,
 // or else as the JSON of the typed value.
 func (v *validator) value(field string, typed any) string {
 	if v.in.src != nil {
-		if raw, ok := v.in.src.raw[field]; ok {
-			return quote(raw)
+		if fv := v.in.src.get(field); fv != nil {
+			return quote(fv.MarshalTo(nil))
 		}
 	}
 	b, err := json.Marshal(typed)
@@ -187,13 +242,12 @@ func (v *validator) validate(now time.Time, lim Limits) (Event, error) {
 	}
 	ev.Time = now.UnixMilli()
 	if in.Time != 0 || v.sent("timestamp") {
-		val := v.value("timestamp", in.Time)
 		if oldest := now.Add(-lim.Backfill).UnixMilli(); in.Time < oldest {
-			return v.fail("timestamp", val, fmt.Sprintf("is older than the backfill window of %s", model.Duration(lim.Backfill)),
+			return v.fail("timestamp", v.value("timestamp", in.Time), fmt.Sprintf("is older than the backfill window of %s", model.Duration(lim.Backfill)),
 				"times after "+time.UnixMilli(oldest).UTC().Format(time.RFC3339)+" (--events.backfill-window)")
 		}
 		if newest := now.Add(lim.Future).UnixMilli(); in.Time > newest {
-			return v.fail("timestamp", val, fmt.Sprintf("is more than %s in the future", model.Duration(lim.Future)),
+			return v.fail("timestamp", v.value("timestamp", in.Time), fmt.Sprintf("is more than %s in the future", model.Duration(lim.Future)),
 				"times before "+time.UnixMilli(newest).UTC().Format(time.RFC3339))
 		}
 		ev.Time = in.Time
@@ -216,46 +270,51 @@ func (v *validator) validate(now time.Time, lim Limits) (Event, error) {
 	}
 
 	// id
-	idAccepted := "a string of at most " + strconv.Itoa(lim.MaxValueBytes) + " bytes"
+	idAccepted := func() string { return "a string of at most " + strconv.Itoa(lim.MaxValueBytes) + " bytes" }
 	if in.src != nil {
-		if e, ok := in.src.bad["id"]; ok {
-			return v.fail("id", e.Value, e.Problem, idAccepted)
+		if e := in.src.getBad("id"); e != nil {
+			return v.fail("id", e.Value, e.Problem, idAccepted())
 		}
 	}
 	if in.ID == "" && v.sent("id") {
-		return v.fail("id", v.value("id", in.ID), "is not a non-empty string", idAccepted)
+		return v.fail("id", v.value("id", in.ID), "is not a non-empty string", idAccepted())
 	}
 	if len(in.ID) > lim.MaxValueBytes || !utf8.ValidString(in.ID) || strings.ContainsRune(in.ID, 0) {
-		return v.fail("id", v.value("id", in.ID), "is too long, not UTF-8 or contains a NUL character", idAccepted+" without NUL")
+		return v.fail("id", v.value("id", in.ID), "is too long, not UTF-8 or contains a NUL character", idAccepted()+" without NUL")
 	}
 
 	// labels: attributes, then the legacy top-level fields.
 	if err := v.bad("attributes"); err != nil {
 		return Event{}, err
 	}
-	valueAccepted := fmt.Sprintf("a non-empty value of at most %d bytes of UTF-8", lim.MaxValueBytes)
-	lbls := make(map[string]string, len(in.Attributes)+len(in.Legacy))
+	valueAccepted := func() string {
+		return fmt.Sprintf("a non-empty value of at most %d bytes of UTF-8", lim.MaxValueBytes)
+	}
 	names := make([]string, 0, len(in.Attributes))
 	for name := range in.Attributes {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	b := labels.NewScratchBuilder(len(in.Attributes) + len(in.Legacy))
+	legacy := 0 // legacy fields that are not attributes too
 	for _, name := range names {
-		field := "attributes." + name
+		field := func() string { return "attributes." + name }
 		if !model.LegacyValidation.IsValidLabelName(name) || strings.HasPrefix(name, "__") {
-			return v.fail(field, "", "is not a valid label name", "names matching [a-zA-Z_][a-zA-Z0-9_]* not starting with __")
+			return v.fail(field(), "", "is not a valid label name", "names matching [a-zA-Z_][a-zA-Z0-9_]* not starting with __")
 		}
 		if reservedLabels[name] {
-			return v.fail(field, "", "is reserved", "any other label name; event_name and event_state are set from the top-level fields")
+			return v.fail(field(), "", "is reserved", "any other label name; event_name and event_state are set from the top-level fields")
 		}
-		if err := v.bad(field); err != nil {
-			return Event{}, err
+		if v.anyBad() {
+			if err := v.bad(field()); err != nil {
+				return Event{}, err
+			}
 		}
 		s := in.Attributes[name]
 		if msg := checkValue(s, lim); msg != "" {
-			return v.fail(field, v.value(field, s), msg, valueAccepted)
+			return v.fail(field(), v.value(field(), s), msg, valueAccepted())
 		}
-		lbls[name] = s
+		b.Add(name, s)
 	}
 	for _, name := range LegacyLabelFields {
 		if err := v.bad(name); err != nil {
@@ -266,24 +325,32 @@ func (v *validator) validate(now time.Time, lim Limits) (Event, error) {
 			continue
 		}
 		if msg := checkValue(s, lim); msg != "" {
-			return v.fail(name, v.value(name, s), msg, valueAccepted)
+			return v.fail(name, v.value(name, s), msg, valueAccepted())
 		}
-		if prev, dup := lbls[name]; dup && prev != s {
-			return v.fail(name, v.value(name, s), fmt.Sprintf("conflicts with attributes.%s %q", name, prev), "the same value in both places, or only one of them")
+		if prev, dup := in.Attributes[name]; dup {
+			if prev != s {
+				return v.fail(name, v.value(name, s), fmt.Sprintf("conflicts with attributes.%s %q", name, prev), "the same value in both places, or only one of them")
+			}
+			continue
 		}
-		lbls[name] = s
+		b.Add(name, s)
+		legacy++
 	}
-	if len(lbls) > lim.MaxLabels {
-		return v.fail("attributes", "", fmt.Sprintf("the event has %d labels", len(lbls)), fmt.Sprintf("at most %d labels (attributes and the fields %s together)", lim.MaxLabels, strings.Join(LegacyLabelFields, ", ")))
+	if n := len(names) + legacy; n > lim.MaxLabels {
+		return v.fail("attributes", "", fmt.Sprintf("the event has %d labels", n), fmt.Sprintf("at most %d labels (attributes and the fields %s together)", lim.MaxLabels, strings.Join(LegacyLabelFields, ", ")))
 	}
-	ev.Labels = labels.FromMap(lbls)
+	b.Sort()
+	ev.Labels = b.Labels()
 
 	// metadata and links: kept in the log only.
 	if err := v.bad("metadata"); err != nil {
 		return Event{}, err
 	}
 	ev.Metadata = json.RawMessage("{}")
-	if in.Metadata != nil {
+	switch {
+	case in.Metadata != nil && in.src != nil:
+		ev.Metadata = in.Metadata // Decoding checked and compacted it.
+	case in.Metadata != nil:
 		var m map[string]json.RawMessage
 		var buf bytes.Buffer
 		trimmed := bytes.TrimSpace(in.Metadata)
@@ -296,21 +363,25 @@ func (v *validator) validate(now time.Time, lim Limits) (Event, error) {
 		return Event{}, err
 	}
 	for i, l := range in.Links {
-		field := fmt.Sprintf("links[%d]", i)
-		if err := v.bad(field); err != nil {
-			return Event{}, err
+		field := func() string { return "links[" + strconv.Itoa(i) + "]" }
+		if v.anyBad() {
+			if err := v.bad(field()); err != nil {
+				return Event{}, err
+			}
 		}
 		if l.Href == "" {
-			return v.fail(field, v.value(field, l), "is not a link", `{"href": "<non-empty URL>", "text": "<optional>"}`)
+			return v.fail(field(), v.value(field(), l), "is not a link", `{"href": "<non-empty URL>", "text": "<optional>"}`)
 		}
-		ev.Links = append(ev.Links, l)
 	}
+	ev.Links = in.Links
 
-	ev.Raw = in.Raw
-	if ev.Raw == nil {
+	switch {
+	case in.Raw == nil:
 		ev.Raw = apiJSON(&ev)
-	} else {
-		ev.Raw = append(json.RawMessage(nil), ev.Raw...)
+	case in.src != nil:
+		ev.Raw = in.Raw // Decoding made it.
+	default:
+		ev.Raw = append(json.RawMessage(nil), in.Raw...)
 	}
 	return ev, nil
 }
