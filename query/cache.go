@@ -57,8 +57,10 @@ type ResultsCache struct {
 }
 
 type orgCache struct {
-	entries  map[string]*extent
-	trackers map[*tracker]struct{}
+	entries map[string]*extent
+	// responses are the extents that keep an encoded answer, by request.
+	responses map[string]*extent
+	trackers  map[*tracker]struct{}
 	// maxTo is at least the last step of every entry.
 	maxTo int64
 }
@@ -70,8 +72,11 @@ type extent struct {
 	step     int64
 	from, to int64
 	series   promql.Matrix
-	bytes    int64
-	elem     *list.Element
+	// responses are encoded answers of requests the extent answered
+	// whole, by request (see KeepResponse).
+	responses map[string]response
+	bytes     int64
+	elem      *list.Element
 }
 
 // tracker collects, for a query in flight, the lowest timestamp appended
@@ -88,7 +93,7 @@ func NewResultsCache(reg prometheus.Registerer, opts CacheOptions) *ResultsCache
 	f := promauto.With(reg)
 	c.requests = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "tidemark_query_results_cache_requests_total",
-		Help: "Range queries that looked up the results cache, by outcome: hit (answered from the cache alone), partial (some steps evaluated), miss.",
+		Help: "Range queries that looked up the results cache, by outcome: response (the encoded answer of the same request, kept), hit (answered from the cache alone), partial (some steps evaluated), miss.",
 	}, []string{"result"})
 	c.invalidations = f.NewCounter(prometheus.CounterOpts{
 		Name: "tidemark_query_results_cache_invalidations_total",
@@ -161,21 +166,22 @@ func (c *ResultsCache) dropIfEmpty(slug string, oc *orgCache) {
 }
 
 // get returns a copy of the cached points of want's steps, the span they
-// cover, and the spans (at most two, in time order) left to evaluate.
-func (c *ResultsCache) get(org, key string, g grid, want span) (promql.Matrix, span, []span) {
+// cover, the spans (at most two, in time order) left to evaluate, and,
+// when none is left, the extent that answers want whole.
+func (c *ResultsCache) get(org, key string, g grid, want span) (promql.Matrix, span, []span, *extent) {
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
 	oc := c.orgs[org]
 	if oc == nil {
-		return nil, span{}, []span{want}
+		return nil, span{}, []span{want}, nil
 	}
 	e := oc.entries[key]
 	if e == nil {
-		return nil, span{}, []span{want}
+		return nil, span{}, []span{want}, nil
 	}
 	ov := span{max(want.from, e.from), min(want.to, e.to)}
 	if ov.from > ov.to {
-		return nil, span{}, []span{want}
+		return nil, span{}, []span{want}, nil
 	}
 	c.lru.MoveToFront(e.elem)
 	m := slice(e.series, ov, true)
@@ -186,28 +192,34 @@ func (c *ResultsCache) get(org, key string, g grid, want span) (promql.Matrix, s
 	if ov.to < want.to {
 		todo = append(todo, span{ov.to + g.step, want.to})
 	}
-	return m, ov, todo
+	if len(todo) > 0 {
+		e = nil
+	}
+	return m, ov, todo, e
 }
 
 // put stores res, the answer for want's steps, as key's extent, less the
-// steps that appends seen by tr may have changed.
-func (c *ResultsCache) put(tr *tracker, key string, g grid, want span, res promql.Matrix) {
+// steps that appends seen by tr may have changed. It returns the extent
+// stored, if it holds every step of want.
+func (c *ResultsCache) put(tr *tracker, key string, g grid, want span, res promql.Matrix) *extent {
 	if c.maxBytes <= 0 {
-		return
+		return nil
 	}
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
 	if tr.low <= want.from {
-		return
+		return nil
 	}
+	whole := true
 	if tr.low <= want.to {
 		want.to = want.from + (tr.low-1-want.from)/g.step*g.step
+		whole = false
 	}
 	e := &extent{org: tr.org, key: key, names: tr.names, step: g.step, from: want.from, to: want.to}
 	e.series = slice(res, want, true)
 	e.bytes = extentBytes(e)
 	if e.bytes > c.maxBytes/2 {
-		return
+		return nil
 	}
 	oc := c.org(tr.org)
 	if old := oc.entries[key]; old != nil {
@@ -217,6 +229,16 @@ func (c *ResultsCache) put(tr *tracker, key string, g grid, want span, res promq
 	oc.maxTo = max(oc.maxTo, e.to)
 	e.elem = c.lru.PushFront(e)
 	c.bytes += e.bytes
+	c.evict()
+	if !whole || oc.entries[key] != e {
+		return nil
+	}
+	return e
+}
+
+// evict drops the least recently used extents until the cache is within
+// its size.
+func (c *ResultsCache) evict() {
 	for c.bytes > c.maxBytes {
 		last := c.lru.Back().Value.(*extent)
 		c.remove(c.orgs[last.org], last)
@@ -225,6 +247,7 @@ func (c *ResultsCache) put(tr *tracker, key string, g grid, want span, res promq
 }
 
 func (c *ResultsCache) remove(oc *orgCache, e *extent) {
+	c.dropResponses(oc, e, math.MinInt64)
 	delete(oc.entries, e.key)
 	c.lru.Remove(e.elem)
 	c.bytes -= e.bytes
@@ -277,6 +300,7 @@ func (c *ResultsCache) Invalidate(org string, low Appended) {
 			}
 			e.to = e.from + (t-1-e.from)/e.step*e.step
 			e.series = slice(e.series, span{e.from, e.to}, false)
+			c.dropResponses(oc, e, e.to)
 			c.bytes -= e.bytes
 			e.bytes = extentBytes(e)
 			c.bytes += e.bytes
@@ -342,6 +366,9 @@ func extentBytes(e *extent) int64 {
 		for _, h := range s.Histograms {
 			n += 16 + int64(h.H.Size())
 		}
+	}
+	for rk, r := range e.responses {
+		n += responseBytes(rk, r.body)
 	}
 	return n
 }

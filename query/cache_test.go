@@ -149,7 +149,7 @@ func TestCacheInFlightAppend(t *testing.T) {
 	c.Invalidate("acme", Appended{"m": 55_000})
 	c.put(tr, "k", g, span{0, g.end}, res)
 	c.untrack(tr)
-	m, got, todo := c.get("acme", "k", g, span{0, g.end})
+	m, got, todo, _ := c.get("acme", "k", g, span{0, g.end})
 	require.Equal(t, span{0, 50_000}, got)
 	require.Equal(t, []span{{60_000, 100_000}}, todo)
 	require.Len(t, m[0].Floats, 6)
@@ -157,12 +157,69 @@ func TestCacheInFlightAppend(t *testing.T) {
 	// An append to a metric the query does not read changes nothing; one
 	// before the extent drops it.
 	c.Invalidate("acme", Appended{"n": 0})
-	_, got, _ = c.get("acme", "k", g, span{0, g.end})
+	_, got, _, _ = c.get("acme", "k", g, span{0, g.end})
 	require.Equal(t, span{0, 50_000}, got)
 	c.Invalidate("acme", Appended{"m": math.MinInt64 + 1})
-	_, _, todo = c.get("acme", "k", g, span{0, g.end})
+	_, _, todo, _ = c.get("acme", "k", g, span{0, g.end})
 	require.Equal(t, []span{{0, g.end}}, todo)
 	require.Zero(t, c.bytes)
+}
+
+// TestKeptResponse: an encoded answer kept beside its extent is given back
+// while the extent holds every step it covers, and counted in the cache's
+// size; an append inside its steps, a newer extent for the query, an
+// answer the extent no longer holds whole, or one too large, is not.
+func TestKeptResponse(t *testing.T) {
+	c := NewResultsCache(nil, CacheOptions{MaxBytes: 1 << 20})
+	g := grid{start: 0, end: 100_000, step: 10_000}
+	res := promql.Matrix{{Metric: labels.FromStrings("a", "1")}}
+	for ts := int64(0); ts <= g.end; ts += g.step {
+		res[0].Floats = append(res[0].Floats, promql.FPoint{T: ts, F: 1})
+	}
+	store := func(want span) *Answer {
+		tr := c.track("acme", []string{"m"})
+		defer c.untrack(tr)
+		e := c.put(tr, "k", g, want, res)
+		require.NotNil(t, e)
+		return &Answer{org: "acme", key: "k", want: want, e: e}
+	}
+	a := store(span{0, g.end})
+	before := c.bytes
+	c.KeepResponse(a, "rk", []byte("answer"))
+	body, ok := c.Response("acme", "rk")
+	require.True(t, ok)
+	require.Equal(t, "answer", string(body))
+	require.Equal(t, before+responseBytes("rk", []byte("answer")), c.bytes)
+	_, ok = c.Response("other", "rk")
+	require.False(t, ok, "organizations do not share answers")
+
+	// After the last step, or to another metric: kept.
+	c.Invalidate("acme", Appended{"m": g.end + 1, "n": 0})
+	_, ok = c.Response("acme", "rk")
+	require.True(t, ok)
+	// Inside its steps: gone, and no longer counted.
+	c.Invalidate("acme", Appended{"m": 95_000})
+	_, ok = c.Response("acme", "rk")
+	require.False(t, ok)
+	require.Equal(t, extentBytes(c.orgs["acme"].entries["k"]), c.bytes)
+	// An answer its extent no longer holds whole is not kept.
+	c.KeepResponse(a, "rk", []byte("answer"))
+	_, ok = c.Response("acme", "rk")
+	require.False(t, ok)
+
+	// A newer extent for the query drops the answers of the old one.
+	a = store(span{0, g.end})
+	c.KeepResponse(a, "rk", []byte("answer"))
+	store(span{10_000, g.end})
+	_, ok = c.Response("acme", "rk")
+	require.False(t, ok)
+	require.Equal(t, extentBytes(c.orgs["acme"].entries["k"]), c.bytes)
+
+	// Too large for the cache: not kept.
+	a = store(span{0, g.end})
+	c.KeepResponse(a, "big", make([]byte, 1<<19))
+	_, ok = c.Response("acme", "big")
+	require.False(t, ok)
 }
 
 func TestCacheBounded(t *testing.T) {
@@ -180,7 +237,7 @@ func TestCacheBounded(t *testing.T) {
 	}
 	require.Greater(t, testutil.ToFloat64(c.evictions), 40.0)
 	// The most recent is kept.
-	m, _, todo := c.get("acme", "49", g, span{g.start, g.end})
+	m, _, todo, _ := c.get("acme", "49", g, span{g.start, g.end})
 	require.Empty(t, todo)
 	require.Equal(t, 49.0, m[0].Floats[0].F)
 }

@@ -89,6 +89,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		tr     *tracker
 		cached promql.Matrix
 		cspan  span
+		hit    *extent
 	)
 	if useC {
 		org, _ = tmstorage.OrgFrom(ctx)
@@ -97,7 +98,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		// lands while this query runs can leave a stale extent behind.
 		tr = cache.track(org, r.a.names)
 		defer cache.untrack(tr)
-		cached, cspan, todo = cache.get(org, key, r.grid, want)
+		cached, cspan, todo, hit = cache.get(org, key, r.grid, want)
 	}
 
 	var parts []span
@@ -153,7 +154,10 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		// Results with annotations are not kept: an annotation does not
 		// say which steps it came from, so a part of the range could not
 		// be answered with exactly its own.
-		cache.put(tr, key, r.grid, want, res)
+		if len(todo) > 0 {
+			hit = cache.put(tr, key, r.grid, want, res)
+		}
+		recordAnswer(ctx, org, key, want, hit)
 	}
 	return &promql.Result{Value: res, Warnings: annos}
 }

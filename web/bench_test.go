@@ -163,3 +163,41 @@ func BenchmarkEventVisibility(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkRepeatedDashboard measures a dashboard's 24h range queries
+// answered from the results cache, as a refresh of an unchanged Grafana
+// dashboard is: everything but evaluation (authentication, the API, the
+// cache, the JSON answer). 1000 series of 24h at 2m.
+func BenchmarkRepeatedDashboard(b *testing.B) {
+	const series, step = 1000, 2 * time.Minute
+	h, st := newBenchHandler(b)
+	wtok, rtok := st.tokens["acme"][state.ScopeWrite], st.tokens["acme"][state.ScopeRead]
+	hdr := map[string]string{"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf", "X-Prometheus-Remote-Write-Version": "0.1.0"}
+	end := time.Now().Truncate(5 * time.Minute)
+	start := end.Add(-24 * time.Hour).Add(5 * time.Minute)
+	for from := start; !from.After(end); from = from.Add(60 * step) {
+		ss := make([]testutil.Series, series)
+		for i := range ss {
+			ss[i].Labels = labels.FromStrings("__name__", "http_requests_total", "service", fmt.Sprintf("svc-%d", i%50),
+				"method", []string{"GET", "POST"}[i%2], "code", []string{"200", "404", "500"}[i%3], "instance", fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250))
+			for t := from; t.Before(from.Add(60*step)) && !t.After(end); t = t.Add(step) {
+				ss[i].Samples = append(ss[i].Samples, testutil.Sample{T: t.UnixMilli(), V: float64(t.Sub(start) / time.Second * time.Duration(i%7+1))})
+			}
+		}
+		serve(b, h, "POST", "/api/v1/write", wtok, testutil.EncodeV1(b, ss), hdr)
+	}
+	for _, q := range []struct{ name, expr string }{
+		{"one-service", `sum(rate(http_requests_total{service="svc-3"}[10m]))`},
+		{"sum-by", `sum by (service, code) (rate(http_requests_total[10m]))`},
+		{"error-ratio", `sum by (service) (rate(http_requests_total{code=~"5.."}[10m])) / sum by (service) (rate(http_requests_total[10m]))`},
+	} {
+		path := "/api/v1/query_range?" + url.Values{"query": {q.expr}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"300"}}.Encode()
+		serve(b, h, "GET", path, rtok, nil, nil) // Fills the cache.
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				serve(b, h, "GET", path, rtok, nil, nil)
+			}
+		})
+	}
+}

@@ -116,8 +116,8 @@ var noCORS = regexp.MustCompile(`^$`)
 
 // newEngine returns the PromQL engine every query of every organization
 // runs on: Prometheus's, wrapped by the query path that splits, shards and
-// caches.
-func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions) promql.QueryEngine {
+// caches, and its results cache (nil: none).
+func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions) (promql.QueryEngine, *query.ResultsCache) {
 	inner := promql.NewEngine(promql.EngineOpts{
 		Logger:               logger.With("component", "query engine"),
 		Reg:                  reg,
@@ -143,7 +143,7 @@ func newEngine(logger *slog.Logger, reg prometheus.Registerer, o promAPIOptions)
 			logger.Warn("query results cache off: the storage does not tell of its appends")
 		}
 	}
-	return query.NewEngine(reg, inner, qo)
+	return query.NewEngine(reg, inner, qo), qo.Cache
 }
 
 // newPromAPI returns Prometheus's own v1 API over every organization's

@@ -1,16 +1,22 @@
 package web_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tidemark/tidemark/internal/testutil"
 	"github.com/tidemark/tidemark/state"
 )
 
@@ -60,9 +66,9 @@ func TestResultsCacheBackfill(t *testing.T) {
 	require.Equal(t, "", at(first, 31*time.Minute))
 	require.Equal(t, "1", at(first, 30*time.Minute))
 	require.Equal(t, "1", at(first, 0))
-	hits := cacheRequests(t, st, "hit")
+	kept := cacheRequests(t, st, "response")
 	require.Equal(t, first, rangeQuery())
-	require.Equal(t, hits+1, cacheRequests(t, st, "hit"), "the second query is answered from the cache")
+	require.Equal(t, kept+1, cacheRequests(t, st, "response"), "the second query is answered with the kept response")
 
 	// Backfill an event 90 minutes ago, inside the cached range.
 	post("deploy-1", end.Add(-90*time.Minute))
@@ -72,6 +78,104 @@ func TestResultsCacheBackfill(t *testing.T) {
 	require.Equal(t, "1", at(second, 31*time.Minute))
 	require.Equal(t, "2", at(second, 30*time.Minute))
 	require.Equal(t, "2", at(second, 0))
+	require.Equal(t, kept+1, cacheRequests(t, st, "response"), "the backfill dropped the kept response")
+}
+
+// TestKeptResponses: a range query asked again unchanged is answered with
+// the bytes and headers of its first answer, compressed as the client
+// asks, whether sent by GET or POST; an append after its last step keeps
+// it, an append inside its range drops it; a request with any other
+// parameter is evaluated.
+func TestKeptResponses(t *testing.T) {
+	st := newTestStack(t)
+	wtok, rtok := st.tokens["acme"][state.ScopeWrite], st.tokens["acme"][state.ScopeRead]
+	end := time.Now().Truncate(time.Minute)
+	start := end.Add(-time.Hour)
+	write := func(service string, at time.Time, v float64) {
+		body := testutil.EncodeV1(t, []testutil.Series{{Labels: labels.FromStrings("__name__", "kept_total", "service", service), Samples: []testutil.Sample{{T: at.UnixMilli(), V: v}}}})
+		code, resp := do(t, "POST", st.url+"/api/v1/write", wtok, body, "application/x-protobuf")
+		require.Equal(t, 204, code, "%s", resp)
+	}
+	for ts := start.Add(-10 * time.Minute); !ts.After(end); ts = ts.Add(time.Minute) {
+		write("a", ts, float64(ts.Sub(start)/time.Minute))
+	}
+	form := url.Values{"query": {`sum(kept_total)`}, "start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)}, "step": {"60"}}
+	ask := func(method string, form url.Values, header map[string]string) (*http.Response, []byte) {
+		u := st.url + "/api/v1/query_range"
+		var body io.Reader
+		if method == "GET" {
+			u += "?" + form.Encode()
+		} else {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, u, body)
+		require.NoError(t, err)
+		if method == "POST" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Authorization", "Bearer "+rtok)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.StatusCode, "%s", b)
+		return resp, b
+	}
+	gunzip := func(b []byte) []byte {
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		require.NoError(t, err)
+		out, err := io.ReadAll(zr)
+		require.NoError(t, err)
+		return out
+	}
+
+	firstResp, first := ask("GET", form, nil)
+	kept := cacheRequests(t, st, "response")
+	for _, c := range []struct {
+		method string
+		gzip   bool
+	}{{"GET", false}, {"POST", false}, {"GET", true}} {
+		var hdr map[string]string
+		if c.gzip {
+			hdr = map[string]string{"Accept-Encoding": "gzip"}
+		}
+		resp, body := ask(c.method, form, hdr)
+		if c.gzip {
+			require.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
+			body = gunzip(body)
+		}
+		require.Equal(t, string(first), string(body), "%s gzip=%v", c.method, c.gzip)
+		for _, h := range []string{"Content-Type", "Vary"} {
+			require.Equal(t, firstResp.Header.Values(h), resp.Header.Values(h), h)
+		}
+	}
+	require.Equal(t, kept+3, cacheRequests(t, st, "response"))
+
+	// An append after the range's last step changes none of its steps.
+	write("a", end.Add(time.Minute), 1e6)
+	_, body := ask("GET", form, nil)
+	require.Equal(t, string(first), string(body))
+	require.Equal(t, kept+4, cacheRequests(t, st, "response"))
+
+	// One inside it (a backfilled series) changes the answer.
+	write("b", end.Add(-30*time.Minute), 1e6)
+	_, body = ask("GET", form, nil)
+	require.NotEqual(t, string(first), string(body))
+	require.Contains(t, string(body), `"1000030"`)
+	require.Equal(t, kept+4, cacheRequests(t, st, "response"))
+
+	// Stats are the request's own: never kept.
+	stats := url.Values{"stats": {"all"}}
+	for k, v := range form {
+		stats[k] = v
+	}
+	ask("GET", stats, nil)
+	ask("GET", stats, nil)
+	require.Equal(t, kept+4, cacheRequests(t, st, "response"))
 }
 
 // cacheRequests is the results cache's count of lookups with the result.

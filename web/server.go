@@ -152,7 +152,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		Query:         opts.Query,
 		Backend:       opts.Backend,
 	}
-	localEngine := newEngine(logger, reg, po)
+	localEngine, resultsCache := newEngine(logger, reg, po)
 	h.engine = localEngine
 	if opts.QueryEngine != nil {
 		h.engine = opts.QueryEngine
@@ -176,6 +176,13 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) *Handler 
 		}
 		if rt.remote == remoteWrite {
 			api = surface.writeRoute(opts.Remote == nil, api)
+		}
+		if rt.path == "/query_range" && opts.Remote == nil && resultsCache != nil {
+			cors := opts.CORSOrigin
+			if cors == nil {
+				cors = noCORS
+			}
+			api = &keptResponses{cache: resultsCache, api: api, cors: cors, maxBody: int(opts.Query.ResultsCacheMaxBytes / 4)}
 		}
 		h.handle(rt.method+" "+orgBase+"/api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(orgPrefix, api)))
 		h.handle(rt.method+" /api/v1"+rt.path, h.auth.require(rt.scope, promError, underAPIv1(rootPrefix, api)))

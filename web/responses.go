@@ -1,0 +1,117 @@
+package web
+
+import (
+	"bytes"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/grafana/regexp"
+	"github.com/prometheus/prometheus/util/httputil"
+
+	"github.com/tidemark/tidemark/query"
+	tmstorage "github.com/tidemark/tidemark/storage"
+)
+
+// keptResponses serves a range query that was answered before, unchanged,
+// with the encoded answer the results cache kept (query.ResultsCache's
+// KeepResponse): the bytes Prometheus's API wrote for it, with the
+// headers it sets, compressed as the client asks. Any other request goes
+// to api, and its answer is kept if the cache holds it whole.
+type keptResponses struct {
+	cache *query.ResultsCache
+	api   http.Handler
+	cors  *regexp.Regexp
+	// maxBody is the largest answer kept.
+	maxBody int
+}
+
+// keptParams are the parameters of a range query whose answer can be
+// kept; a request with any other (stats, lookback_delta, limit, ...) is
+// always evaluated.
+var keptParams = map[string]bool{"query": true, "start": true, "end": true, "step": true, "timeout": true}
+
+func (k *keptResponses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	org, ok := tmstorage.OrgFrom(r.Context())
+	rk, keep := requestKey(r)
+	if !ok || !keep {
+		k.api.ServeHTTP(w, r)
+		return
+	}
+	if body, ok := k.cache.Response(org, rk); ok {
+		httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httputil.SetCORS(w, k.cors, r)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.Write(body)
+		})}.ServeHTTP(w, r)
+		return
+	}
+	ctx, answer := query.WithAnswer(r.Context())
+	inner := r.WithContext(ctx)
+	inner.Header = r.Header.Clone()
+	inner.Header.Del("Accept-Encoding") // Compressed below, as the client asks.
+	var rec *recorder
+	httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		rec = &recorder{ResponseWriter: w, max: k.maxBody}
+		k.api.ServeHTTP(rec, inner)
+	})}.ServeHTTP(w, r)
+	if rec != nil && rec.status == http.StatusOK && !rec.over && rec.Header().Get("Content-Type") == "application/json" {
+		k.cache.KeepResponse(answer, rk, bytes.Clone(rec.buf.Bytes()))
+	}
+}
+
+// requestKey tells apart the range queries that have different answers:
+// the same query text, start, end and step as sent.
+func requestKey(r *http.Request) (string, bool) {
+	if err := r.ParseForm(); err != nil {
+		return "", false
+	}
+	for p := range r.Form {
+		if !keptParams[p] {
+			return "", false
+		}
+	}
+	for _, p := range []string{"query", "start", "end", "step"} {
+		if len(r.Form[p]) != 1 {
+			return "", false
+		}
+	}
+	return strings.Join([]string{r.Form.Get("query"), r.Form.Get("start"), r.Form.Get("end"), r.Form.Get("step")}, "\xff"), true
+}
+
+// recorder passes a response on and keeps a copy of its body, up to max
+// bytes.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	buf    bytes.Buffer
+	max    int
+	over   bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	// Both compression handlers, the API's and the one around it, say
+	// that the answer varies by Accept-Encoding: say it once.
+	h := r.Header()
+	h["Vary"] = slices.Compact(slices.Sorted(slices.Values(h["Vary"])))
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if !r.over {
+		if r.buf.Len()+len(b) > r.max {
+			r.over = true
+			r.buf = bytes.Buffer{}
+		} else {
+			r.buf.Write(b)
+		}
+	}
+	return r.ResponseWriter.Write(b)
+}
