@@ -74,7 +74,7 @@ type extent struct {
 	series   promql.Matrix
 	// responses are encoded answers of requests the extent answered
 	// whole, by request (see KeepResponse).
-	responses map[string]response
+	responses map[string]*response
 	bytes     int64
 	elem      *list.Element
 }
@@ -368,7 +368,7 @@ func extentBytes(e *extent) int64 {
 		}
 	}
 	for rk, r := range e.responses {
-		n += responseBytes(rk, r.body)
+		n += r.bytes(rk)
 	}
 	return n
 }

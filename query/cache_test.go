@@ -186,39 +186,49 @@ func TestKeptResponse(t *testing.T) {
 	a := store(span{0, g.end})
 	before := c.bytes
 	c.KeepResponse(a, "rk", []byte("answer"))
-	body, ok := c.Response("acme", "rk")
+	body, _, ok := c.Response("acme", "rk", "")
 	require.True(t, ok)
 	require.Equal(t, "answer", string(body))
-	require.Equal(t, before+responseBytes("rk", []byte("answer")), c.bytes)
-	_, ok = c.Response("other", "rk")
+	require.Equal(t, before+(&response{body: []byte("answer")}).bytes("rk"), c.bytes)
+	_, _, ok = c.Response("other", "rk", "")
 	require.False(t, ok, "organizations do not share answers")
+	// Compressed as a client asked: kept for that answer only.
+	c.KeepEncoded("acme", "rk", "gzip", []byte("answer"), []byte("zz"))
+	_, enc, _ := c.Response("acme", "rk", "gzip")
+	require.Nil(t, enc, "not the kept answer's body")
+	c.KeepEncoded("acme", "rk", "gzip", body, []byte("zz"))
+	_, enc, _ = c.Response("acme", "rk", "gzip")
+	require.Equal(t, "zz", string(enc))
+	_, enc, _ = c.Response("acme", "rk", "deflate")
+	require.Nil(t, enc)
+	require.Equal(t, extentBytes(c.orgs["acme"].entries["k"]), c.bytes)
 
 	// After the last step, or to another metric: kept.
 	c.Invalidate("acme", Appended{"m": g.end + 1, "n": 0})
-	_, ok = c.Response("acme", "rk")
+	_, _, ok = c.Response("acme", "rk", "")
 	require.True(t, ok)
 	// Inside its steps: gone, and no longer counted.
 	c.Invalidate("acme", Appended{"m": 95_000})
-	_, ok = c.Response("acme", "rk")
+	_, _, ok = c.Response("acme", "rk", "")
 	require.False(t, ok)
 	require.Equal(t, extentBytes(c.orgs["acme"].entries["k"]), c.bytes)
 	// An answer its extent no longer holds whole is not kept.
 	c.KeepResponse(a, "rk", []byte("answer"))
-	_, ok = c.Response("acme", "rk")
+	_, _, ok = c.Response("acme", "rk", "")
 	require.False(t, ok)
 
 	// A newer extent for the query drops the answers of the old one.
 	a = store(span{0, g.end})
 	c.KeepResponse(a, "rk", []byte("answer"))
 	store(span{10_000, g.end})
-	_, ok = c.Response("acme", "rk")
+	_, _, ok = c.Response("acme", "rk", "")
 	require.False(t, ok)
 	require.Equal(t, extentBytes(c.orgs["acme"].entries["k"]), c.bytes)
 
 	// Too large for the cache: not kept.
 	a = store(span{0, g.end})
 	c.KeepResponse(a, "big", make([]byte, 1<<19))
-	_, ok = c.Response("acme", "big")
+	_, _, ok = c.Response("acme", "big", "")
 	require.False(t, ok)
 }
 

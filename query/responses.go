@@ -36,10 +36,12 @@ func recordAnswer(ctx context.Context, org, key string, want span, e *extent) {
 	}
 }
 
-// response is an encoded answer kept beside its extent.
+// response is an encoded answer kept beside its extent: body, and the
+// same compressed as clients asked for it, by content encoding.
 type response struct {
-	want span
-	body []byte
+	want    span
+	body    []byte
+	encoded map[string][]byte
 }
 
 // holds reports whether e is still its organization's extent for its key
@@ -63,17 +65,18 @@ func (c *ResultsCache) KeepResponse(a *Answer, rk string, body []byte) {
 		return
 	}
 	e := a.e
-	n := responseBytes(rk, body)
+	r := &response{want: a.want, body: body}
+	n := r.bytes(rk)
 	if old, ok := e.responses[rk]; ok {
-		n -= responseBytes(rk, old.body)
+		n -= old.bytes(rk)
 	}
 	if e.bytes+n > c.maxBytes/2 {
 		return
 	}
 	if e.responses == nil {
-		e.responses = map[string]response{}
+		e.responses = map[string]*response{}
 	}
-	e.responses[rk] = response{want: a.want, body: body}
+	e.responses[rk] = r
 	if oc.responses == nil {
 		oc.responses = map[string]*extent{}
 	}
@@ -84,27 +87,72 @@ func (c *ResultsCache) KeepResponse(a *Answer, rk string, body []byte) {
 	c.evict()
 }
 
-// Response returns the encoded answer kept for the request rk of org, if
-// its extent still holds every step of it. The body is the cache's: the
-// caller must not change it.
-func (c *ResultsCache) Response(org, rk string) ([]byte, bool) {
+// KeepEncoded keeps enc, the answer body compressed in the content
+// encoding encoding, beside the kept answer to the request rk of org if
+// that answer is still body (the slice Response returned or KeepResponse
+// was given). The cache owns enc from then on.
+func (c *ResultsCache) KeepEncoded(org, rk, encoding string, body, enc []byte) {
 	c.mtx.Lock()
 	defer c.mtx.Unlock()
-	oc := c.orgs[org]
-	if oc == nil {
-		return nil, false
+	e, r := c.response(org, rk)
+	if r == nil || len(r.body) == 0 || len(body) == 0 || &r.body[0] != &body[0] {
+		return
 	}
-	e := oc.responses[rk]
-	if e == nil {
-		return nil, false
+	before := r.bytes(rk)
+	old, had := r.encoded[encoding]
+	if r.encoded == nil {
+		r.encoded = map[string][]byte{}
 	}
-	r, ok := e.responses[rk]
-	if !ok || !c.holds(oc, e, r.want) {
-		return nil, false
+	r.encoded[encoding] = enc
+	n := r.bytes(rk) - before
+	if e.bytes+n > c.maxBytes/2 {
+		if had {
+			r.encoded[encoding] = old
+		} else {
+			delete(r.encoded, encoding)
+		}
+		return
+	}
+	e.bytes += n
+	c.bytes += n
+	c.evict()
+}
+
+// Response returns the encoded answer kept for the request rk of org, if
+// its extent still holds every step of it, and the same in the content
+// encoding encoding if that is kept too (nil if not, or if encoding is
+// empty). The bodies are the cache's: the caller must not change them.
+func (c *ResultsCache) Response(org, rk, encoding string) (body, enc []byte, ok bool) {
+	c.mtx.Lock()
+	defer c.mtx.Unlock()
+	e, r := c.response(org, rk)
+	if r == nil {
+		return nil, nil, false
 	}
 	c.lru.MoveToFront(e.elem)
 	c.requests.WithLabelValues("response").Inc()
-	return r.body, true
+	if encoding != "" {
+		enc = r.encoded[encoding]
+	}
+	return r.body, enc, true
+}
+
+// response is the kept answer to rk of org and its extent, if the extent
+// still holds every step of it.
+func (c *ResultsCache) response(org, rk string) (*extent, *response) {
+	oc := c.orgs[org]
+	if oc == nil {
+		return nil, nil
+	}
+	e := oc.responses[rk]
+	if e == nil {
+		return nil, nil
+	}
+	r, ok := e.responses[rk]
+	if !ok || !c.holds(oc, e, r.want) {
+		return nil, nil
+	}
+	return e, r
 }
 
 // dropResponses forgets the answers of e that cover steps after to.
@@ -120,4 +168,11 @@ func (c *ResultsCache) dropResponses(oc *orgCache, e *extent, to int64) {
 	}
 }
 
-func responseBytes(rk string, body []byte) int64 { return int64(len(rk)+len(body)) + 64 }
+// bytes estimates the memory r holds as the answer to rk.
+func (r *response) bytes(rk string) int64 {
+	n := int64(len(rk)+len(r.body)) + 64
+	for k, b := range r.encoded {
+		n += int64(len(k)+len(b)) + 32
+	}
+	return n
+}

@@ -193,11 +193,14 @@ func BenchmarkRepeatedDashboard(b *testing.B) {
 	} {
 		path := "/api/v1/query_range?" + url.Values{"query": {q.expr}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"300"}}.Encode()
 		serve(b, h, "GET", path, rtok, nil, nil) // Fills the cache.
-		b.Run(q.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				serve(b, h, "GET", path, rtok, nil, nil)
-			}
-		})
+		for _, enc := range []string{"identity", "gzip"} {
+			hdr := map[string]string{"Accept-Encoding": enc}
+			b.Run(q.name+"/"+enc, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					serve(b, h, "GET", path, rtok, nil, hdr)
+				}
+			})
+		}
 	}
 }

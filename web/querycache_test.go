@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -125,48 +126,67 @@ func TestKeptResponses(t *testing.T) {
 		require.Equal(t, 200, resp.StatusCode, "%s", b)
 		return resp, b
 	}
-	gunzip := func(b []byte) []byte {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
+	decode := func(encoding string, b []byte) []byte {
+		var zr io.Reader
+		var err error
+		switch encoding {
+		case "":
+			return b
+		case "gzip":
+			zr, err = gzip.NewReader(bytes.NewReader(b))
+		case "deflate":
+			zr, err = zlib.NewReader(bytes.NewReader(b))
+		}
 		require.NoError(t, err)
 		out, err := io.ReadAll(zr)
 		require.NoError(t, err)
 		return out
 	}
+	same := func(want *http.Response, wantBody []byte, method, encoding string) {
+		t.Helper()
+		resp, body := ask(method, form, map[string]string{"Accept-Encoding": encoding})
+		require.Equal(t, encoding, resp.Header.Get("Content-Encoding"))
+		require.Equal(t, string(wantBody), string(decode(encoding, body)), "%s %s", method, encoding)
+		for _, h := range []string{"Content-Type", "Vary"} {
+			require.Equal(t, want.Header.Values(h), resp.Header.Values(h), h)
+		}
+	}
 
 	firstResp, first := ask("GET", form, nil)
 	kept := cacheRequests(t, st, "response")
-	for _, c := range []struct {
-		method string
-		gzip   bool
-	}{{"GET", false}, {"POST", false}, {"GET", true}} {
-		var hdr map[string]string
-		if c.gzip {
-			hdr = map[string]string{"Accept-Encoding": "gzip"}
-		}
-		resp, body := ask(c.method, form, hdr)
-		if c.gzip {
-			require.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
-			body = gunzip(body)
-		}
-		require.Equal(t, string(first), string(body), "%s gzip=%v", c.method, c.gzip)
-		for _, h := range []string{"Content-Type", "Vary"} {
-			require.Equal(t, firstResp.Header.Values(h), resp.Header.Values(h), h)
-		}
+	// Each is answered with the kept answer; gzip and deflate are
+	// compressed the first time and kept so.
+	for _, c := range []struct{ method, encoding string }{
+		{"GET", ""}, {"POST", ""}, {"GET", "gzip"}, {"GET", "gzip"}, {"POST", "deflate"}, {"GET", "deflate"},
+	} {
+		same(firstResp, first, c.method, c.encoding)
 	}
-	require.Equal(t, kept+3, cacheRequests(t, st, "response"))
+	require.Equal(t, kept+6, cacheRequests(t, st, "response"))
+	// A query whose first answer was compressed keeps that too.
+	form.Set("query", `max(kept_total)`)
+	gzResp, gz := ask("GET", form, map[string]string{"Accept-Encoding": "gzip"})
+	maxBody := decode("gzip", gz)
+	same(gzResp, maxBody, "GET", "gzip")
+	same(gzResp, maxBody, "GET", "")
+	require.Equal(t, kept+8, cacheRequests(t, st, "response"))
+	form.Set("query", `sum(kept_total)`)
+	kept += 8
 
 	// An append after the range's last step changes none of its steps.
 	write("a", end.Add(time.Minute), 1e6)
 	_, body := ask("GET", form, nil)
 	require.Equal(t, string(first), string(body))
-	require.Equal(t, kept+4, cacheRequests(t, st, "response"))
+	require.Equal(t, kept+1, cacheRequests(t, st, "response"))
 
 	// One inside it (a backfilled series) changes the answer.
 	write("b", end.Add(-30*time.Minute), 1e6)
 	_, body = ask("GET", form, nil)
 	require.NotEqual(t, string(first), string(body))
 	require.Contains(t, string(body), `"1000030"`)
-	require.Equal(t, kept+4, cacheRequests(t, st, "response"))
+	require.Equal(t, kept+1, cacheRequests(t, st, "response"))
+	_, gz = ask("GET", form, map[string]string{"Accept-Encoding": "gzip"})
+	require.Equal(t, string(body), string(decode("gzip", gz)), "no compressed copy of the old answer")
+	require.Equal(t, kept+2, cacheRequests(t, st, "response"), "the new answer is kept")
 
 	// Stats are the request's own: never kept.
 	stats := url.Values{"stats": {"all"}}
@@ -175,7 +195,7 @@ func TestKeptResponses(t *testing.T) {
 	}
 	ask("GET", stats, nil)
 	ask("GET", stats, nil)
-	require.Equal(t, kept+4, cacheRequests(t, st, "response"))
+	require.Equal(t, kept+2, cacheRequests(t, st, "response"))
 }
 
 // cacheRequests is the results cache's count of lookups with the result.

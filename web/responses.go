@@ -38,13 +38,27 @@ func (k *keptResponses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k.api.ServeHTTP(w, r)
 		return
 	}
-	if body, ok := k.cache.Response(org, rk); ok {
+	encoding := contentEncoding(r)
+	if body, enc, ok := k.cache.Response(org, rk, encoding); ok {
+		switch {
+		case encoding == "":
+			w.Header().Add("Vary", "Accept-Encoding")
+			k.write(w, r, body)
+			return
+		case enc != nil:
+			w.Header().Add("Vary", "Accept-Encoding")
+			w.Header().Set("Content-Encoding", encoding)
+			k.write(w, r, enc)
+			return
+		}
+		// Compressed once, and kept so.
+		out := &recorder{ResponseWriter: w, max: k.maxBody}
 		httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			httputil.SetCORS(w, k.cors, r)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusOK)
-			w.Write(body)
-		})}.ServeHTTP(w, r)
+			k.write(w, r, body)
+		})}.ServeHTTP(out, r)
+		if encoding != "" && !out.over {
+			k.cache.KeepEncoded(org, rk, encoding, body, bytes.Clone(out.buf.Bytes()))
+		}
 		return
 	}
 	ctx, answer := query.WithAnswer(r.Context())
@@ -52,13 +66,39 @@ func (k *keptResponses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	inner.Header = r.Header.Clone()
 	inner.Header.Del("Accept-Encoding") // Compressed below, as the client asks.
 	var rec *recorder
+	out := &recorder{ResponseWriter: w, max: k.maxBody}
 	httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		rec = &recorder{ResponseWriter: w, max: k.maxBody}
 		k.api.ServeHTTP(rec, inner)
-	})}.ServeHTTP(w, r)
-	if rec != nil && rec.status == http.StatusOK && !rec.over && rec.Header().Get("Content-Type") == "application/json" {
-		k.cache.KeepResponse(answer, rk, bytes.Clone(rec.buf.Bytes()))
+	})}.ServeHTTP(out, r)
+	if rec == nil || rec.status != http.StatusOK || rec.over || rec.Header().Get("Content-Type") != "application/json" {
+		return
 	}
+	body := bytes.Clone(rec.buf.Bytes())
+	k.cache.KeepResponse(answer, rk, body)
+	if encoding != "" && !out.over {
+		k.cache.KeepEncoded(org, rk, encoding, body, bytes.Clone(out.buf.Bytes()))
+	}
+}
+
+// write writes a kept answer as Prometheus's API does.
+func (k *keptResponses) write(w http.ResponseWriter, r *http.Request, body []byte) {
+	httputil.SetCORS(w, k.cors, r)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// contentEncoding is the encoding httputil.CompressionHandler answers r
+// in: the first of gzip and deflate that Accept-Encoding names, or none.
+func contentEncoding(r *http.Request) string {
+	for _, e := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		switch e = strings.TrimSpace(e); e {
+		case "gzip", "deflate":
+			return e
+		}
+	}
+	return ""
 }
 
 // requestKey tells apart the range queries that have different answers:
