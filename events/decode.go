@@ -77,12 +77,6 @@ func (e *InputError) Error() string {
 // Levitate API.
 var LegacyLabelFields = []string{"workspace", "namespace", "entity_type", "data_source_name"}
 
-var knownFields = map[string]bool{
-	"event_name": true, "event_state": true, "timestamp": true, "attributes": true,
-	"value": true, "id": true, "metadata": true, "links": true,
-	"workspace": true, "namespace": true, "entity_type": true, "data_source_name": true,
-}
-
 const acceptedFields = "event_name, event_state, timestamp, attributes, value, id, metadata, links, workspace, namespace, entity_type, data_source_name"
 
 // Label names that attributes cannot use: they are set by Tidemark.

@@ -187,3 +187,12 @@ func TestDecodeTrailingData(t *testing.T) {
 		require.ErrorContains(t, err, "unexpected data after the JSON value", body)
 	}
 }
+
+// TestFieldNames: the decoder's field table names the legacy label fields
+// in LegacyLabelFields' order.
+func TestFieldNames(t *testing.T) {
+	require.Len(t, LegacyLabelFields, nFields-fLegacy)
+	for j, name := range LegacyLabelFields {
+		require.Equal(t, name, fieldNames[fLegacy+j])
+	}
+}

@@ -20,6 +20,9 @@ type Answer struct {
 	e        *extent
 }
 
+// Whole reports whether an extent answered the query whole.
+func (a *Answer) Whole() bool { return a.e != nil }
+
 type answerKey struct{}
 
 // WithAnswer returns a context in which a range query on an Engine with a

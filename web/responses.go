@@ -71,7 +71,7 @@ func (k *keptResponses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec = &recorder{ResponseWriter: w, max: k.maxBody}
 		k.api.ServeHTTP(rec, inner)
 	})}.ServeHTTP(out, r)
-	if rec == nil || rec.status != http.StatusOK || rec.over || rec.Header().Get("Content-Type") != "application/json" {
+	if !answer.Whole() || rec == nil || rec.status != http.StatusOK || rec.over || rec.Header().Get("Content-Type") != "application/json" {
 		return
 	}
 	body := bytes.Clone(rec.buf.Bytes())
