@@ -136,13 +136,19 @@ func TestCacheInvalidation(t *testing.T) {
 	requireSame(t, s.run(t, s.plain, qs, start, end, step), s.run(t, s.cached, qs, start, end, step))
 }
 
+// onePerStep is an answer of one series with a point at every step of g.
+func onePerStep(g grid) promql.Matrix {
+	res := promql.Matrix{{Metric: labels.FromStrings("a", "1")}}
+	for ts := g.start; ts <= g.end; ts += g.step {
+		res[0].Floats = append(res[0].Floats, promql.FPoint{T: ts, F: 1})
+	}
+	return res
+}
+
 func TestCacheInFlightAppend(t *testing.T) {
 	c := NewResultsCache(nil, CacheOptions{MaxBytes: 1 << 20})
 	g := grid{start: 0, end: 100_000, step: 10_000}
-	res := promql.Matrix{{Metric: labels.FromStrings("a", "1")}}
-	for ts := int64(0); ts <= g.end; ts += g.step {
-		res[0].Floats = append(res[0].Floats, promql.FPoint{T: ts, F: 1})
-	}
+	res := onePerStep(g)
 	// An append lands while the query runs: what the query stores ends
 	// before it.
 	tr := c.track("acme", []string{"m"})
@@ -172,10 +178,7 @@ func TestCacheInFlightAppend(t *testing.T) {
 func TestKeptResponse(t *testing.T) {
 	c := NewResultsCache(nil, CacheOptions{MaxBytes: 1 << 20})
 	g := grid{start: 0, end: 100_000, step: 10_000}
-	res := promql.Matrix{{Metric: labels.FromStrings("a", "1")}}
-	for ts := int64(0); ts <= g.end; ts += g.step {
-		res[0].Floats = append(res[0].Floats, promql.FPoint{T: ts, F: 1})
-	}
+	res := onePerStep(g)
 	store := func(want span) *Answer {
 		tr := c.track("acme", []string{"m"})
 		defer c.untrack(tr)

@@ -40,15 +40,13 @@ func (k *keptResponses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	encoding := contentEncoding(r)
 	if body, enc, ok := k.cache.Response(org, rk, encoding); ok {
-		switch {
-		case encoding == "":
+		if encoding == "" || enc != nil {
 			w.Header().Add("Vary", "Accept-Encoding")
+			if enc != nil {
+				w.Header().Set("Content-Encoding", encoding)
+				body = enc
+			}
 			k.write(w, r, body)
-			return
-		case enc != nil:
-			w.Header().Add("Vary", "Accept-Encoding")
-			w.Header().Set("Content-Encoding", encoding)
-			k.write(w, r, enc)
 			return
 		}
 		// Compressed once, and kept so.
@@ -65,10 +63,12 @@ func (k *keptResponses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	inner := r.WithContext(ctx)
 	inner.Header = r.Header.Clone()
 	inner.Header.Del("Accept-Encoding") // Compressed below, as the client asks.
+	// The query is done before its answer is written: an answer that no
+	// extent holds whole is not copied.
 	var rec *recorder
-	out := &recorder{ResponseWriter: w, max: k.maxBody}
+	out := &recorder{ResponseWriter: w, max: k.maxBody, keep: answer.Whole}
 	httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		rec = &recorder{ResponseWriter: w, max: k.maxBody}
+		rec = &recorder{ResponseWriter: w, max: k.maxBody, keep: answer.Whole}
 		k.api.ServeHTTP(rec, inner)
 	})}.ServeHTTP(out, r)
 	if !answer.Whole() || rec == nil || rec.status != http.StatusOK || rec.over || rec.Header().Get("Content-Type") != "application/json" {
@@ -121,13 +121,15 @@ func requestKey(r *http.Request) (string, bool) {
 }
 
 // recorder passes a response on and keeps a copy of its body, up to max
-// bytes.
+// bytes, if keep (nil: always) says so when the body starts.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	buf    bytes.Buffer
-	max    int
-	over   bool
+	status  int
+	buf     bytes.Buffer
+	max     int
+	keep    func() bool
+	started bool
+	over    bool
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -144,6 +146,10 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
+	}
+	if !r.started {
+		r.started = true
+		r.over = r.keep != nil && !r.keep()
 	}
 	if !r.over {
 		if r.buf.Len()+len(b) > r.max {
