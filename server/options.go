@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/events"
@@ -70,6 +71,9 @@ type Options struct {
 	// MaxExemplars is how many exemplars each organization's TSDB keeps
 	// (embedded storage); 0: none.
 	MaxExemplars int64
+	// WALCompression is how the records of each organization's WAL are
+	// compressed (embedded storage): snappy, zstd or none.
+	WALCompression string
 	// MaxMetadataFamilies bounds the metric families an organization keeps
 	// metadata for (/api/v1/metadata).
 	MaxMetadataFamilies int
@@ -127,6 +131,7 @@ func DefaultOptions() Options {
 		Retention:              15 * 24 * time.Hour,
 		MaxSeriesPerOrg:        2_000_000,
 		MaxExemplars:           100_000,
+		WALCompression:         compression.Snappy,
 		MaxMetadataFamilies:    metadata.DefaultMaxPerOrg,
 		TokenRequestsPerSecond: 500,
 		TokenBurst:             1000,

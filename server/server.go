@@ -143,6 +143,7 @@ func New(logger *slog.Logger, reg prometheus.Registerer, opts Options) (_ *Serve
 			Retention:        opts.Retention,
 			OutOfOrderWindow: max(opts.OutOfOrderWindow, opts.Events.Limits.Backfill),
 			MaxExemplars:     opts.MaxExemplars,
+			WALCompression:   opts.WALCompression,
 		})
 	}
 	if opts.WrapStorage != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 )
 
 // EmbeddedOptions configures the embedded backend.
@@ -29,6 +30,10 @@ type EmbeddedOptions struct {
 	// MaxExemplars is how many exemplars each organization keeps (a ring
 	// buffer in memory, written to the WAL); 0: none are kept.
 	MaxExemplars int64
+	// WALCompression compresses the records of each organization's
+	// write-ahead log: compression.Snappy (what Prometheus does by default),
+	// compression.Zstd, or compression.None (also when empty).
+	WALCompression compression.Type
 }
 
 // Embedded is a Backend with one Prometheus TSDB per organization.
@@ -87,6 +92,7 @@ func (e *Embedded) db(slug string) (*tsdb.DB, error) {
 	opts.OutOfOrderTimeWindow = e.opts.OutOfOrderWindow.Milliseconds()
 	opts.EnableExemplarStorage = e.opts.MaxExemplars > 0
 	opts.MaxExemplars = e.opts.MaxExemplars
+	opts.WALCompression = e.opts.WALCompression
 	// As Prometheus does: blocks grow to a tenth of the retention, at most 31 days.
 	maxBlock := e.opts.Retention / 10
 	if maxBlock > 31*24*time.Hour {

@@ -2,13 +2,19 @@ package storage
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"math"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/compression"
 	"github.com/stretchr/testify/require"
 )
 
@@ -92,4 +98,82 @@ func TestFirstCompactionWaitsForAChunkFile(t *testing.T) {
 		compacted(t, org, 10*time.Second)
 		require.GreaterOrEqual(t, time.Since(start), firstCutWait)
 	})
+}
+
+// TestWALCompression: with snappy (the default of the server, as of
+// Prometheus) the write-ahead log is smaller than with none, and a WAL
+// written one way replays under the other, so the setting can change
+// between restarts.
+func TestWALCompression(t *testing.T) {
+	const series, samples = 500, 20
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	write := func(t *testing.T, org Org, first int) {
+		app := org.AppenderV2(context.Background())
+		for i := range series {
+			ls := labels.FromStrings("__name__", "http_requests_total", "service", "checkout", "instance", fmt.Sprintf("10.0.0.%d:8080", i))
+			for j := first; j < first+samples; j++ {
+				_, err := app.Append(0, ls, 0, t0.Add(time.Duration(j)*time.Second).UnixMilli(), float64(j), nil, nil, promstorage.AOptions{})
+				require.NoError(t, err)
+			}
+		}
+		require.NoError(t, app.Commit())
+	}
+	count := func(t *testing.T, org Org) int {
+		q, err := org.Querier(math.MinInt64, math.MaxInt64)
+		require.NoError(t, err)
+		defer q.Close()
+		n := 0
+		ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "http_requests_total"))
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() != chunkenc.ValNone {
+				n++
+			}
+			require.NoError(t, it.Err())
+		}
+		require.NoError(t, ss.Err())
+		return n
+	}
+	open := func(t *testing.T, dir string, c compression.Type) (*Embedded, Org) {
+		e := NewEmbedded(slog.New(slog.DiscardHandler), nil, EmbeddedOptions{Dir: dir, Retention: 15 * 24 * time.Hour, WALCompression: c})
+		require.NoError(t, e.Open(context.Background()))
+		org, err := e.Org("acme")
+		require.NoError(t, err)
+		return e, org
+	}
+	walBytes := func(t *testing.T, dir string) int64 {
+		var n int64
+		require.NoError(t, filepath.WalkDir(filepath.Join(dir, "acme", "wal"), func(_ string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			info, err := d.Info()
+			n += info.Size()
+			return err
+		}))
+		return n
+	}
+
+	sizes := map[compression.Type]int64{}
+	for _, c := range []compression.Type{compression.None, compression.Snappy} {
+		dir := t.TempDir()
+		e, org := open(t, dir, c)
+		write(t, org, 0)
+		require.NoError(t, e.Close())
+		sizes[c] = walBytes(t, dir)
+
+		// Replayed under the other setting, then written to with it.
+		other := compression.Snappy
+		if c == compression.Snappy {
+			other = compression.None
+		}
+		e, org = open(t, dir, other)
+		require.Equal(t, series*samples, count(t, org), "%s WAL replayed with %s", c, other)
+		write(t, org, samples)
+		require.NoError(t, e.Close())
+		e, org = open(t, dir, c)
+		require.Equal(t, 2*series*samples, count(t, org), "WAL of %s and %s records replayed with %s", c, other, c)
+		require.NoError(t, e.Close())
+	}
+	require.Less(t, sizes[compression.Snappy], sizes[compression.None]*3/4, "snappy WAL against none: %v", sizes)
 }

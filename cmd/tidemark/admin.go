@@ -48,7 +48,7 @@ func newAdminCmd(app *kingpin.Application) *adminCmd {
 	tok := app.Command("token", "Manage tokens.")
 	c.tokenCreate = tok.Command("create", "Create a token and print it: the only time its value is shown (only its hash is stored).")
 	c.tokenCreate.Flag("org", "Organization of the token.").Required().StringVar(&c.tokenOrg)
-	c.tokenCreate.Flag("scope", "Scope: read, write or admin.").Required().EnumVar(&c.tokenScope, "read", "write", "admin")
+	enumFlag(c.tokenCreate.Flag("scope", "Scope: read, write or admin.").Required(), &c.tokenScope, "read", "write", "admin")
 	c.tokenCreate.Flag("name", "A name for the token, unique in the organization, shown in errors and logs and used to revoke it; default: cli-<the first 8 characters of its hash>.").Default("").StringVar(&c.tokenName)
 	stateFlags(c.tokenCreate)
 	c.tokenList = tok.Command("list", "List an organization's tokens: names, scopes, sources, creation times (never a value).")

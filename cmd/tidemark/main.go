@@ -5,6 +5,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -59,12 +61,15 @@ func main() {
 
 // durationValue is a kingpin flag holding a Prometheus-style duration
 // ("15d", "30s", "1h30m").
-type durationValue struct{ d *time.Duration }
+type durationValue struct {
+	flag string
+	d    *time.Duration
+}
 
 func (v durationValue) Set(s string) error {
 	d, err := model.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: %w (accepted: e.g. 30s, 5m, 15d)", s, err)
+		return fmt.Errorf("--%s %q is not accepted: %w (use a duration such as 30s, 5m, 15d)", v.flag, s, err)
 	}
 	*v.d = time.Duration(d)
 	return nil
@@ -73,5 +78,36 @@ func (v durationValue) Set(s string) error {
 func (v durationValue) String() string { return model.Duration(*v.d).String() }
 
 func durationFlag(f *kingpin.FlagClause, dst *time.Duration) {
-	f.SetValue(durationValue{d: dst})
+	f.SetValue(durationValue{flag: f.Model().Name, d: dst})
+}
+
+// enumValue is a kingpin flag holding one of a few words; unlike kingpin's
+// own enums, its error names the flag.
+type enumValue struct {
+	flag    string
+	options []string
+	v       *string
+}
+
+func (v enumValue) Set(s string) error {
+	if !slices.Contains(v.options, s) {
+		return fmt.Errorf("--%s %q is not accepted: use %s", v.flag, s, orList(v.options))
+	}
+	*v.v = s
+	return nil
+}
+
+func (v enumValue) String() string { return *v.v }
+
+// enumFlag makes f take one of options into dst.
+func enumFlag(f *kingpin.FlagClause, dst *string, options ...string) {
+	f.SetValue(enumValue{flag: f.Model().Name, options: options, v: dst})
+}
+
+// orList is "a", "a or b", "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -60,4 +61,31 @@ func TestMemorySettings(t *testing.T) {
 	code, out := tidemark(t, nil, "serve", "--auto-gomemlimit.ratio=1.5", "--storage.path="+t.TempDir())
 	require.Equal(t, 1, code, "%s", out)
 	require.Contains(t, out, "--auto-gomemlimit.ratio 1.5 is not accepted: use a number greater than 0 and at most 1")
+}
+
+// TestFlagErrors: a flag given a value it does not take is refused with
+// the flag, the value and what it takes, and the server does not start.
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--storage.wal-compression=lz4"}, `--storage.wal-compression "lz4" is not accepted: use none, snappy or zstd`},
+		{[]string{"serve", "--storage.backend=s3"}, `--storage.backend "s3" is not accepted: use embedded or remote`},
+		{[]string{"serve", "--log.level=loud"}, `--log.level "loud" is not accepted: use debug, info, warn or error`},
+		{[]string{"serve", "--storage.retention=forever"}, `--storage.retention "forever" is not accepted: not a valid duration string: "forever" (use a duration such as 30s, 5m, 15d)`},
+		{[]string{"token", "create", "--org", "acme", "--scope", "root"}, `--scope "root" is not accepted: use read, write or admin`},
+	} {
+		dir := t.TempDir()
+		code, out := tidemark(t, nil, append(tc.args, "--storage.path="+dir)...)
+		require.Equal(t, 1, code, "%v: %s", tc.args, out)
+		require.Contains(t, out, tc.want, "%v", tc.args)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "%v wrote to the data directory", tc.args)
+	}
+	// A value the flag takes starts the server (the defaults: every other test).
+	s := &binServer{t: t, dir: t.TempDir(), addr: freeAddr(t), args: []string{"--storage.wal-compression=zstd", "--log.format=json"}}
+	s.start()
+	t.Cleanup(func() { s.stop(syscall.SIGTERM) })
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/tidemark/tidemark/config"
 	"github.com/tidemark/tidemark/lease"
@@ -53,7 +54,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	f("limits.token-requests-per-second", "Requests per second each token may send; more are refused with 429 and Retry-After. 0: no limit.").Default(strconv.FormatFloat(o.TokenRequestsPerSecond, 'g', -1, 64)).Float64Var(&o.TokenRequestsPerSecond)
 	f("limits.token-burst", "Requests a token may send at once above its rate.").Default(strconv.Itoa(o.TokenBurst)).IntVar(&o.TokenBurst)
 	f("storage.path", "Data directory: the state database and one TSDB per organization.").Default(o.StoragePath).StringVar(&o.StoragePath)
-	f("storage.backend", "Where samples live: embedded (a TSDB per organization under --storage.path) or remote (a Prometheus-compatible multi-tenant engine: Cortex, Mimir; docs/scale-out.md).").Default(o.Storage).EnumVar(&o.Storage, server.StorageEmbedded, server.StorageRemote)
+	enumFlag(f("storage.backend", "Where samples live: embedded (a TSDB per organization under --storage.path) or remote (a Prometheus-compatible multi-tenant engine: Cortex, Mimir; docs/scale-out.md).").Default(o.Storage), &o.Storage, server.StorageEmbedded, server.StorageRemote)
 	f("storage.remote.write-url", "Remote engine's remote-write endpoint, e.g. http://cortex:9009/api/v1/push.").Default(o.Remote.WriteURL).StringVar(&o.Remote.WriteURL)
 	f("storage.remote.query-url", "Remote engine's Prometheus API base, e.g. http://cortex:9009/prometheus.").Default(o.Remote.QueryURL).StringVar(&o.Remote.QueryURL)
 	f("storage.remote.tenant-header", "Header that carries an organization's tenant to the remote engine.").Default(o.Remote.TenantHeader).StringVar(&o.Remote.TenantHeader)
@@ -62,6 +63,7 @@ func newServeCmd(app *kingpin.Application) *serveCmd {
 	durationFlag(f("leases.renew-interval", "How often leases are renewed, and free ones taken; well under --leases.ttl.").Default(durationString(lease.DefaultRenew)), &o.LeaseRenew)
 	f("state.url", "State database: empty for SQLite in --storage.path, or postgres://user@host:5432/db for PostgreSQL shared by replicas.").Default(o.StateURL).StringVar(&o.StateURL)
 	f("storage.max-exemplars", "Exemplars each organization keeps (from remote write and OTLP; in memory and the WAL); 0: none.").Default(strconv.FormatInt(o.MaxExemplars, 10)).Int64Var(&o.MaxExemplars)
+	enumFlag(f("storage.wal-compression", "How the records of each organization's write-ahead log are compressed, as Prometheus's --storage.tsdb.wal-compression-type (Prometheus compresses with snappy by default too): snappy, zstd or none. A WAL written either way is read either way.").Default(o.WALCompression), &o.WALCompression, compression.Types()...)
 	f("storage.max-metadata-families", "Metric families each organization keeps metadata (type, help, unit) of, for /api/v1/metadata.").Default(strconv.Itoa(o.MaxMetadataFamilies)).IntVar(&o.MaxMetadataFamilies)
 	durationFlag(f("storage.retention", "How long samples are kept.").Default(durationString(o.Retention)), &o.Retention)
 	durationFlag(f("storage.out-of-order-window", "How far behind a series' newest sample a sample may still be appended; at least --events.backfill-window.").Default(durationString(o.OutOfOrderWindow)), &o.OutOfOrderWindow)
@@ -183,8 +185,8 @@ type logFlags struct {
 }
 
 func (l *logFlags) register(cmd *kingpin.CmdClause) {
-	cmd.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").EnumVar(&l.level, "debug", "info", "warn", "error")
-	cmd.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&l.format, "logfmt", "json")
+	enumFlag(cmd.Flag("log.level", "Log level: debug, info, warn, error.").Default("info"), &l.level, "debug", "info", "warn", "error")
+	enumFlag(cmd.Flag("log.format", "Log format: logfmt or json.").Default("logfmt"), &l.format, "logfmt", "json")
 }
 
 func (l *logFlags) logger() *slog.Logger {
