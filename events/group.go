@@ -63,7 +63,10 @@ type groupWrite struct {
 	// stored the rows of the log stored under them, by organization and key.
 	keys   [][]string
 	stored map[string]state.EventRow
-	reqs   []*plannedRequest
+	// pairKeys are the pair keys of the group's requests' events, by
+	// request.
+	pairKeys [][]string
+	reqs     []*plannedRequest
 }
 
 // plannedRequest is one request of a group.
@@ -146,7 +149,7 @@ func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, erro
 		return nil, err
 	}
 	for i, req := range group {
-		p, err := g.planRequest(req, g.keys[i])
+		p, err := g.planRequest(req, g.keys[i], g.pairKeys[i])
 		if err != nil {
 			g.abort()
 			return nil, err
@@ -168,51 +171,98 @@ func (s *Service) writeGroup(group []*request, now time.Time) (*groupWrite, erro
 
 // lookUp reads, for a whole group at once, what its requests are planned
 // against: the log's rows under their dedup keys, and the open starts their
-// events may pair with (those of their organizations with their names).
+// events may pair with. Those are read by pair key (an event pairs with the
+// open start of its name and labels), and by name only for the stops that
+// may fall back to a start with fewer labels (findCovered): a stop whose
+// own start is not open in the log, or one of several stops of a series in
+// the group, since an earlier one may close it first. So a group's reads
+// do not grow with the open starts of other series that share its names.
 func (g *groupWrite) lookUp(group []*request) error {
-	keysByOrg := map[string][]string{}
-	namesByOrg := map[string][]string{}
+	type orgKeys struct {
+		dedup, pair []string
+		// stops counts the group's stops by pair key.
+		stops map[string]int
+	}
+	byOrg := map[string]*orgKeys{}
 	var orgs []string
-	loaded := map[string]bool{}
 	g.keys = make([][]string, len(group))
+	g.pairKeys = make([][]string, len(group))
 	for i, req := range group {
-		if _, ok := keysByOrg[req.org]; !ok {
+		ok := byOrg[req.org]
+		if ok == nil {
+			ok = &orgKeys{stops: map[string]int{}}
+			byOrg[req.org] = ok
 			orgs = append(orgs, req.org)
 		}
 		g.keys[i] = make([]string, len(req.events))
+		g.pairKeys[i] = make([]string, len(req.events))
 		for j := range req.events {
-			g.keys[i][j] = dedupKey(&req.events[j])
-			keysByOrg[req.org] = append(keysByOrg[req.org], g.keys[i][j])
-			k := req.org + "\xff" + req.events[j].Name
-			if !loaded[k] {
-				loaded[k] = true
-				namesByOrg[req.org] = append(namesByOrg[req.org], req.events[j].Name)
+			ev := &req.events[j]
+			g.keys[i][j] = dedupKey(ev)
+			ok.dedup = append(ok.dedup, g.keys[i][j])
+			pk := pairLabels(ev.Name, ev.Labels).String()
+			g.pairKeys[i][j] = pk
+			if ev.State == StateStop {
+				ok.stops[pk]++
 			}
+			ok.pair = append(ok.pair, pk)
 		}
 	}
 	g.stored = map[string]state.EventRow{}
 	for _, org := range orgs {
-		stored, err := g.tx.FindDedups(org, keysByOrg[org])
+		ok := byOrg[org]
+		stored, err := g.tx.FindDedups(org, ok.dedup)
 		if err != nil {
 			return err
 		}
 		for k, row := range stored {
 			g.stored[org+"\xff"+k] = row
 		}
-		if len(namesByOrg[org]) == 0 {
+		slices.Sort(ok.pair)
+		if err := g.loadOpen(state.OpenQuery{Orgs: []string{org}, PairKeys: slices.Compact(ok.pair)}); err != nil {
+			return err
+		}
+		var names []string
+		for i, req := range group {
+			if req.org != org {
+				continue
+			}
+			for j := range req.events {
+				ev := &req.events[j]
+				pk := g.pairKeys[i][j]
+				if ev.State == StateStop && (ok.stops[pk] > 1 || g.open.byKey[openKey(org, pk)] == nil) {
+					names = append(names, ev.Name)
+				}
+			}
+		}
+		if len(names) == 0 {
 			continue
 		}
-		rows, err := g.tx.OpenStarts(state.OpenQuery{Orgs: []string{org}, Names: namesByOrg[org]})
+		slices.Sort(names)
+		if err := g.loadOpen(state.OpenQuery{Orgs: []string{org}, Names: slices.Compact(names)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadOpen adds the open starts of the log that q selects to the group's
+// open set.
+func (g *groupWrite) loadOpen(q state.OpenQuery) error {
+	rows, err := g.tx.OpenStarts(q)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		k := openKey(row.Org, row.PairKey)
+		if g.open.byKey[k] != nil {
+			continue
+		}
+		o, err := openFromRow(row)
 		if err != nil {
 			return err
 		}
-		for _, row := range rows {
-			o, err := openFromRow(row)
-			if err != nil {
-				return err
-			}
-			g.open.put(openKey(row.Org, row.PairKey), o)
-		}
+		g.open.put(k, o)
 	}
 	return nil
 }
@@ -228,7 +278,7 @@ func (g *groupWrite) abort() {
 }
 
 // planRequest decides what a request stores: step 1.
-func (g *groupWrite) planRequest(req *request, keys []string) (*plannedRequest, error) {
+func (g *groupWrite) planRequest(req *request, keys, pairKeys []string) (*plannedRequest, error) {
 	s := g.s
 	p := &plannedRequest{req: req, results: make([]Result, len(req.events)), resultRows: make([]*state.EventRow, len(req.events)), local: map[string]*state.EventRow{}}
 	g.reqs = append(g.reqs, p)
@@ -256,7 +306,7 @@ func (g *groupWrite) planRequest(req *request, keys []string) (*plannedRequest, 
 			}
 			continue
 		}
-		row, err := s.newRow(req.org, ev, keys[i], g.now)
+		row, err := s.newRow(req.org, ev, keys[i], pairKeys[i], g.now)
 		if err != nil {
 			return nil, err
 		}
@@ -519,7 +569,7 @@ func (s *Service) appendError(err error) error {
 
 // newRow is the log row of a new event; its Seq is set when the group is
 // stored.
-func (s *Service) newRow(org string, ev *Event, key string, received time.Time) (*state.EventRow, error) {
+func (s *Service) newRow(org string, ev *Event, key, pairKey string, received time.Time) (*state.EventRow, error) {
 	id := ev.ID
 	if id == "" {
 		id = newID(received)
@@ -543,7 +593,7 @@ func (s *Service) newRow(org string, ev *Event, key string, received time.Time) 
 		TS:         ev.Time,
 		Value:      ev.Value,
 		Labels:     string(lbls),
-		PairKey:    pairLabels(ev.Name, ev.Labels).String(),
+		PairKey:    pairKey,
 		Body:       string(ev.Raw),
 		Metadata:   string(ev.Metadata),
 		Links:      string(links),

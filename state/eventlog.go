@@ -315,6 +315,15 @@ func openWhere(q OpenQuery) (string, []any) {
 			args = append(args, n)
 		}
 	}
+	if q.PairKeys != nil {
+		if len(q.PairKeys) == 0 {
+			return "", nil
+		}
+		where += ` AND pair_key IN (` + placeholders(len(q.PairKeys)) + `)`
+		for _, k := range q.PairKeys {
+			args = append(args, k)
+		}
+	}
 	if q.AfterSeq != 0 {
 		where += ` AND seq > ?`
 		args = append(args, q.AfterSeq)
@@ -325,12 +334,25 @@ func openWhere(q OpenQuery) (string, []any) {
 // OpenStarts implements EventTx. PostgreSQL locks the rows (FOR UPDATE);
 // SQLite's write transactions exclude each other already.
 func (t *eventTx) OpenStarts(q OpenQuery) ([]EventRow, error) {
-	if q.Names == nil {
+	if q.Names != nil && q.PairKeys != nil {
+		return nil, errors.New("open starts: by name and by pair key at once is not supported")
+	}
+	var pieces []OpenQuery
+	switch {
+	case q.Names != nil:
+		for _, names := range padded(q.Names) {
+			pieces = append(pieces, OpenQuery{Orgs: q.Orgs, Names: names})
+		}
+	case q.PairKeys != nil:
+		for _, keys := range padded(q.PairKeys) {
+			pieces = append(pieces, OpenQuery{Orgs: q.Orgs, PairKeys: keys})
+		}
+	default:
 		return t.openStarts(q)
 	}
 	var out []EventRow
-	for _, names := range padded(q.Names) {
-		rows, err := t.openStarts(OpenQuery{Orgs: q.Orgs, Names: names})
+	for _, piece := range pieces {
+		rows, err := t.openStarts(piece)
 		if err != nil {
 			return nil, err
 		}
@@ -354,8 +376,8 @@ func (t *eventTx) openStarts(q OpenQuery) ([]EventRow, error) {
 
 // OpenProgress implements EventTx, locking as OpenStarts does.
 func (t *eventTx) OpenProgress(q OpenQuery) ([]Progress, error) {
-	if q.Names != nil {
-		return nil, errors.New("open progress: by name is not supported")
+	if q.Names != nil || q.PairKeys != nil {
+		return nil, errors.New("open progress: by name or pair key is not supported")
 	}
 	where, args := openWhere(q)
 	st, err := t.tx.stmt(t.ctx, `SELECT seq, active_next FROM change_events WHERE `+where+` ORDER BY seq`+t.tx.h.d.forUpdate)

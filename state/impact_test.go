@@ -82,21 +82,10 @@ func TestStoreImpactLog(t *testing.T) {
 // starts by the starts' (org, seq) index and stops after it, instead of
 // reading and sorting every start of the organization for each page.
 func TestUnscoredStartsPlanSQLite(t *testing.T) {
-	ctx := context.Background()
 	db, err := Open(filepath.Join(t.TempDir(), "state.db"))
 	require.NoError(t, err)
 	defer db.Close()
-	rows, err := db.db.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT seq FROM change_events `+unscoredWhere, "acme", 0, 0, 500)
-	require.NoError(t, err)
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-		plan = append(plan, detail)
-	}
-	require.NoError(t, rows.Err())
+	plan := queryPlan(t, db, `SELECT seq FROM change_events `+unscoredWhere, "acme", 0, 0, 500)
 	require.Contains(t, plan, "SEARCH change_events USING INDEX change_events_starts (org=? AND seq>?)")
 	for _, step := range plan {
 		require.NotContains(t, step, "TEMP B-TREE", "no sort: the index gives seq order")
@@ -136,4 +125,33 @@ func BenchmarkUnscoredStartsPass(b *testing.B) {
 		require.Equal(b, n, read)
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/pass")
+}
+
+// TestOpenByPairKeyPlan: a writer's look-up of open starts by pair key is
+// a search of the one-open index, not a scan of the open starts of an
+// organization.
+func TestOpenByPairKeyPlan(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	where, args := openWhere(OpenQuery{Orgs: []string{"acme"}, PairKeys: []string{`{event_name="a"}`, `{event_name="b"}`}})
+	plan := queryPlan(t, db, `SELECT seq FROM change_events WHERE `+where+` ORDER BY seq`, args...)
+	require.Contains(t, plan, "SEARCH change_events USING INDEX change_events_one_open (org=? AND pair_key=?)")
+}
+
+// queryPlan is the steps of SQLite's plan for query.
+func queryPlan(t *testing.T, db *DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.db.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+query, args...)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	return plan
 }

@@ -179,6 +179,9 @@ type OpenQuery struct {
 	// Orgs and Names, when not nil, are the only organizations and event
 	// names selected.
 	Orgs, Names []string
+	// PairKeys, when not nil, are the only pair keys selected (with Names
+	// nil).
+	PairKeys []string
 	// AfterSeq, when not 0, selects only starts with a greater seq.
 	AfterSeq int64
 }
