@@ -3,8 +3,6 @@ package events
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	promstorage "github.com/prometheus/prometheus/storage"
@@ -136,14 +134,12 @@ func (s *Service) runTick(ctx context.Context) error {
 		}
 	}
 	failed := s.commitSamples(ctx, byOrg)
-	// Starts written up to the same grid point (most are, tick after
-	// tick) are recorded together.
-	byNext := map[int64][]int64{}
+	var written []state.Progress
 	for _, p := range moved {
 		if failed[p.o.org] != nil {
 			continue // Written again at the next tick.
 		}
-		byNext[p.o.next] = append(byNext[p.o.next], p.o.seq)
+		written = append(written, state.WrittenTo(p.o.seq, p.o.next))
 		if p.expired {
 			s.logger.Info("open event reached the maximum duration; its active series ends", "org", p.o.org, "id", p.o.id, "max_duration", s.opts.MaxDuration)
 			if err := tx.ExpireOpen(p.o.seq); err != nil {
@@ -151,10 +147,8 @@ func (s *Service) runTick(ctx context.Context) error {
 			}
 		}
 	}
-	for _, next := range slices.Sorted(maps.Keys(byNext)) {
-		if err := tx.SetActive(next, byNext[next]...); err != nil {
-			return err
-		}
+	if err := tx.SetActive(written...); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit event log: %w", err)

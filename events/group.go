@@ -449,7 +449,7 @@ func (g *groupWrite) store() error {
 			continue
 		}
 		for _, row := range p.rewind {
-			if err := g.tx.SetActive(row.TS, row.Seq); err != nil {
+			if err := g.tx.SetActive(state.WrittenTo(row.Seq, row.TS)); err != nil {
 				return err
 			}
 		}

@@ -53,7 +53,7 @@ func (s *Service) replayUncommitted(ctx context.Context, orgs []string, now time
 		}
 		seqs = append(seqs, row.Seq)
 		if row.Open {
-			if err := tx.SetActive(row.TS, row.Seq); err != nil {
+			if err := tx.SetActive(state.WrittenTo(row.Seq, row.TS)); err != nil {
 				return err
 			}
 		}

@@ -44,7 +44,16 @@ type EventRow struct {
 	ActiveNext sql.NullInt64
 }
 
+// eventColumns are the columns of change_events an EventRow is inserted
+// into.
 const eventColumns = `seq, org, id, dedup_key, name, state, ts, value, labels, pair_key, body, metadata, links, received_at, pair_seq, duration_ms, open, committed, active_next`
+
+// activeNext is an open start's ActiveNext: change_event_progress's, once
+// SetActive wrote one, else what the row was inserted with.
+const activeNext = `COALESCE((SELECT p.active_next FROM change_event_progress p WHERE p.seq = change_events.seq), active_next)`
+
+// selectColumns are the columns of an EventRow, in eventColumns' order.
+const selectColumns = `seq, org, id, dedup_key, name, state, ts, value, labels, pair_key, body, metadata, links, received_at, pair_seq, duration_ms, open, committed, ` + activeNext
 
 func scanEvent(sc interface{ Scan(...any) error }) (EventRow, error) {
 	var r EventRow
@@ -58,12 +67,12 @@ func scanEvent(sc interface{ Scan(...any) error }) (EventRow, error) {
 func queryEvents(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, query string, args ...any) ([]EventRow, error) {
-	return scanEvents(q.QueryContext(ctx, `SELECT `+eventColumns+` FROM change_events `+query, args...))
+	return scanEvents(q.QueryContext(ctx, `SELECT `+selectColumns+` FROM change_events `+query, args...))
 }
 
 // queryPrepared is queryEvents with a statement prepared once.
 func (t *eventTx) queryPrepared(query string, args ...any) ([]EventRow, error) {
-	st, err := t.tx.stmt(t.ctx, `SELECT `+eventColumns+` FROM change_events `+query)
+	st, err := t.tx.stmt(t.ctx, `SELECT `+selectColumns+` FROM change_events `+query)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +281,7 @@ func (s *DB) ListEvents(ctx context.Context, q EventQuery) ([]EventRow, error) {
 
 // EventBySeq returns one event.
 func (s *DB) EventBySeq(ctx context.Context, seq int64) (EventRow, error) {
-	r, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM change_events WHERE seq = ?`, seq))
+	r, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+selectColumns+` FROM change_events WHERE seq = ?`, seq))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -281,7 +290,7 @@ func (s *DB) EventBySeq(ctx context.Context, seq int64) (EventRow, error) {
 
 // EventByID implements EventLog.
 func (s *DB) EventByID(ctx context.Context, org, id string) (EventRow, error) {
-	r, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM change_events WHERE org = ? AND id = ?`, org, id))
+	r, err := scanEvent(s.db.QueryRowContext(ctx, `SELECT `+selectColumns+` FROM change_events WHERE org = ? AND id = ?`, org, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -380,7 +389,7 @@ func (t *eventTx) OpenProgress(q OpenQuery) ([]Progress, error) {
 		return nil, errors.New("open progress: by name or pair key is not supported")
 	}
 	where, args := openWhere(q)
-	st, err := t.tx.stmt(t.ctx, `SELECT seq, active_next FROM change_events WHERE `+where+` ORDER BY seq`+t.tx.h.d.forUpdate)
+	st, err := t.tx.stmt(t.ctx, `SELECT seq, `+activeNext+` FROM change_events WHERE `+where+` ORDER BY seq`+t.tx.h.d.forUpdate)
 	if err != nil {
 		return nil, err
 	}
@@ -400,15 +409,34 @@ func (t *eventTx) OpenProgress(q OpenQuery) ([]Progress, error) {
 	return out, rows.Err()
 }
 
-// SetActive implements EventTx.
-func (t *eventTx) SetActive(next int64, seqs ...int64) error {
-	for _, piece := range padded(seqs) {
-		args := make([]any, 0, 1+len(piece))
-		args = append(args, next)
-		for _, seq := range piece {
-			args = append(args, seq)
+// SetActive implements EventTx. It writes the narrow change_event_progress,
+// not change_events: a tick moves every open start, and updating the log's
+// rows rewrote each whole row (body, metadata and labels; in PostgreSQL a
+// new version of it).
+func (t *eventTx) SetActive(ps ...Progress) error {
+	// An upsert may not name a row twice (PostgreSQL refuses it): the last
+	// of a seq counts.
+	byPos := slices.Clone(ps)
+	slices.SortStableFunc(byPos, func(a, b Progress) int { return cmp.Compare(a.Seq, b.Seq) })
+	var uniq []Progress
+	for i, p := range byPos {
+		if !p.ActiveNext.Valid {
+			return fmt.Errorf("set active: no next sample for seq %d", p.Seq)
 		}
-		if _, err := t.exec(`UPDATE change_events SET active_next = ? WHERE seq IN (`+placeholders(len(piece))+`)`, args...); err != nil {
+		if i+1 < len(byPos) && byPos[i+1].Seq == p.Seq {
+			continue
+		}
+		uniq = append(uniq, p)
+	}
+	for _, n := range pieces(len(uniq)) {
+		piece := uniq[:n]
+		uniq = uniq[n:]
+		args := make([]any, 0, 2*n)
+		for _, p := range piece {
+			args = append(args, p.Seq, p.ActiveNext.Int64)
+		}
+		if _, err := t.exec(`INSERT INTO change_event_progress (seq, active_next) VALUES (?, ?)`+strings.Repeat(`, (?, ?)`, n-1)+
+			` ON CONFLICT (seq) DO UPDATE SET active_next = excluded.active_next`, args...); err != nil {
 			return err
 		}
 	}

@@ -193,6 +193,11 @@ type Progress struct {
 	ActiveNext sql.NullInt64
 }
 
+// WrittenTo is the Progress of the start seq written up to next.
+func WrittenTo(seq, next int64) Progress {
+	return Progress{Seq: seq, ActiveNext: sql.NullInt64{Int64: next, Valid: true}}
+}
+
 // EventTx is a write transaction on the event log. Nothing it writes is
 // visible to others, or durable, before Commit returns nil; Rollback undoes
 // all of it.
@@ -225,9 +230,9 @@ type EventTx interface {
 	ClosePair(startSeq, stopSeq, durationMS int64) error
 	// ExpireOpen closes a start that ran past the maximum duration.
 	ExpireOpen(seq int64) error
-	// SetActive records that the active series of the open starts seqs are
-	// written up to next (exclusive).
-	SetActive(next int64, seqs ...int64) error
+	// SetActive records how far the active series of open starts are
+	// written: each up to its ActiveNext (exclusive), which must be valid.
+	SetActive(ps ...Progress) error
 	// MarkCommitted records that the samples of the rows seqs (sorted) are
 	// stored (and lifts Hide).
 	MarkCommitted(seqs []int64) error

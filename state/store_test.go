@@ -134,7 +134,7 @@ func TestStoreEventLog(t *testing.T) {
 		byKey, err = tx.OpenStarts(OpenQuery{Orgs: []string{"acme"}, PairKeys: []string{}})
 		require.NoError(t, err)
 		require.Empty(t, byKey, "no pair keys select none")
-		require.NoError(t, tx.SetActive(16000, start.Seq))
+		require.NoError(t, tx.SetActive(WrittenTo(start.Seq, 16000)))
 		prog, err := tx.OpenProgress(OpenQuery{Orgs: []string{"acme"}})
 		require.NoError(t, err)
 		require.Equal(t, []Progress{{Seq: start.Seq, ActiveNext: sql.NullInt64{Int64: 16000, Valid: true}}}, prog, "what the transaction wrote")
@@ -225,7 +225,9 @@ func TestStoreEventLog(t *testing.T) {
 }
 
 // TestStoreSetActiveMany: one SetActive records the progress of many
-// starts (more than one IN list of them), and of those only.
+// starts (more than one statement of them), each its own, and of those
+// only; a later one moves them again; a seq named twice keeps the last.
+// Every reader of the rows sees it.
 func TestStoreSetActiveMany(t *testing.T) {
 	eachStore(t, func(t *testing.T, open func() *DB) {
 		ctx := context.Background()
@@ -237,23 +239,47 @@ func TestStoreSetActiveMany(t *testing.T) {
 			r.Open = true
 			rows = append(rows, r)
 		}
+		rows[299].ActiveNext = sql.NullInt64{Int64: 1500, Valid: true}
 		require.NoError(t, insert(t, db, rows...))
-		var seqs []int64
-		for _, r := range rows[:299] {
-			seqs = append(seqs, r.Seq)
+		var ps []Progress
+		for i, r := range rows[:299] {
+			ps = append(ps, WrittenTo(r.Seq, int64(16000+i)))
 		}
 		tx, err := db.BeginEvents(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback()
-		require.NoError(t, tx.SetActive(16000, seqs...))
-		require.NoError(t, tx.SetActive(31000))
+		require.NoError(t, tx.SetActive(ps...))
+		require.NoError(t, tx.SetActive(WrittenTo(rows[0].Seq, 31000), WrittenTo(rows[1].Seq, 31000), WrittenTo(rows[0].Seq, 46000)))
+		require.NoError(t, tx.SetActive())
+		require.ErrorContains(t, tx.SetActive(Progress{Seq: rows[2].Seq}), "no next sample")
+		want := func(i int) sql.NullInt64 {
+			switch i {
+			case 0:
+				return sql.NullInt64{Int64: 46000, Valid: true}
+			case 1:
+				return sql.NullInt64{Int64: 31000, Valid: true}
+			case 299:
+				return sql.NullInt64{Int64: 1500, Valid: true} // as inserted: not named
+			}
+			return sql.NullInt64{Int64: int64(16000 + i), Valid: true}
+		}
 		prog, err := tx.OpenProgress(OpenQuery{Orgs: []string{"acme"}})
 		require.NoError(t, err)
 		require.Len(t, prog, 300)
-		for _, p := range prog[:299] {
-			require.Equal(t, sql.NullInt64{Int64: 16000, Valid: true}, p.ActiveNext, "seq %d", p.Seq)
+		for i, p := range prog {
+			require.Equal(t, rows[i].Seq, p.Seq)
+			require.Equal(t, want(i), p.ActiveNext, "seq %d", p.Seq)
 		}
-		require.False(t, prog[299].ActiveNext.Valid, "a start not named is left alone")
+		starts, err := tx.OpenStarts(OpenQuery{Orgs: []string{"acme"}, Names: []string{"deploy-0", "deploy-299"}})
+		require.NoError(t, err)
+		require.Equal(t, []sql.NullInt64{want(0), want(299)}, []sql.NullInt64{starts[0].ActiveNext, starts[1].ActiveNext})
+		require.NoError(t, tx.Commit())
+		listed, err := db.OpenEvents(ctx, OpenQuery{Orgs: []string{"acme"}})
+		require.NoError(t, err)
+		require.Len(t, listed, 300)
+		for i, r := range listed {
+			require.Equal(t, want(i), r.ActiveNext, "seq %d after the commit", r.Seq)
+		}
 	})
 }
 
