@@ -38,8 +38,10 @@ import (
 // and stops; the database keeps two from closing or opening the same one.
 //
 // If the log refuses a row as a duplicate (another writer stored the same
-// event after this group looked), everything is rolled back and the group is
-// planned again, once it can see that writer's row.
+// event after this group looked), or PostgreSQL ends the transaction to
+// break a deadlock with another writer (state.IsConflict), everything is
+// rolled back and the group is planned again, once it can see that
+// writer's rows.
 
 // maxReplans bounds how often a group is planned again.
 const maxReplans = 3
@@ -116,6 +118,11 @@ func (s *Service) process(group []*request) {
 		if errors.Is(err, state.ErrDuplicate) && attempt < maxReplans {
 			s.replanned.Inc()
 			s.logger.Info("another writer stored an event of this group meanwhile; planning it again", "err", err)
+			continue
+		}
+		if state.IsConflict(err) && attempt < maxReplans {
+			s.replanned.Inc()
+			s.logger.Info("the event log ended this group's transaction for a conflict with another writer; planning it again", "err", err)
 			continue
 		}
 		if err != nil {

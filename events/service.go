@@ -192,7 +192,7 @@ func NewService(logger *slog.Logger, reg prometheus.Registerer, log state.EventL
 	})
 	s.replanned = f.NewCounter(prometheus.CounterOpts{
 		Name: "tidemark_change_events_replanned_total",
-		Help: "Groups of writes planned again because the event log refused a duplicate another writer had stored meanwhile.",
+		Help: "Groups of writes planned again because the event log refused a duplicate another writer had stored meanwhile, or ended the transaction for a conflict with another writer.",
 	})
 	s.openGauge = f.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_change_events_open",

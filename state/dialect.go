@@ -68,6 +68,16 @@ var postgresDialect = &dialect{
 	},
 }
 
+// IsConflict reports whether err is PostgreSQL ending a transaction to
+// resolve a conflict with another one (deadlock_detected,
+// serialization_failure): the work may be done again from the start. Two
+// writers that insert the same events in different orders wait for each
+// other's unique keys; the database lets one of them through.
+func IsConflict(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && (e.Code == "40P01" || e.Code == "40001")
+}
+
 // rebind turns ? placeholders into $n where the dialect numbers them. The
 // SQL of this package has no ? inside string literals.
 func (d *dialect) rebind(q string) string {

@@ -179,6 +179,13 @@ func (t *eventTx) AllocSeqs(n int) (int64, error) {
 // parameters, under SQLite's 32,766 and PostgreSQL's 65,535).
 func (t *eventTx) Insert(rs []*EventRow) error {
 	const tuple = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// In the order of their dedup keys, so that writers that insert the
+	// same events (PostgreSQL) take their unique keys in the same order
+	// and wait for each other rather than deadlock; what is left of
+	// deadlocks is IsConflict's.
+	rs = slices.SortedFunc(slices.Values(rs), func(a, b *EventRow) int {
+		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.DedupKey, b.DedupKey))
+	})
 	for _, n := range pieces(len(rs)) {
 		part := rs[:n]
 		rs = rs[n:]

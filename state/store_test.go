@@ -48,11 +48,25 @@ func eventRow(org, id, name, state string, ts int64) *EventRow {
 // insert stores rows in one transaction, with seqs from the database.
 func insert(t testing.TB, db *DB, rows ...*EventRow) error {
 	t.Helper()
-	tx, err := db.BeginEvents(context.Background())
-	require.NoError(t, err)
+	err := insertErr(context.Background(), db, rows)
+	require.NotErrorIs(t, err, errBegin)
+	return err
+}
+
+// errBegin marks insertErr's errors before Insert.
+var errBegin = errors.New("before the insert")
+
+// insertErr is insert for any goroutine: every error is returned.
+func insertErr(ctx context.Context, db *DB, rows []*EventRow) error {
+	tx, err := db.BeginEvents(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBegin, err)
+	}
 	defer tx.Rollback()
 	first, err := tx.AllocSeqs(len(rows))
-	require.NoError(t, err)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBegin, err)
+	}
 	for i, r := range rows {
 		r.Seq = first + int64(i)
 	}
@@ -587,4 +601,82 @@ func TestStoreEventLookupsBySize(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, got, stored)
 	})
+}
+
+// TestStoreInsertOrder: writers that insert the same new events in
+// opposite orders at once do not deadlock: rows are inserted in the order
+// of their dedup keys, so one waits for the other and is then refused the
+// duplicates (ErrDuplicate), as a writer that planned again expects.
+func TestStoreInsertOrder(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func() *DB) {
+		ctx := context.Background()
+		db1, db2 := open(), open()
+		require.NoError(t, db1.CreateOrg(ctx, "acme"))
+		for round := range 20 {
+			var rows []*EventRow
+			for i := range 8 {
+				rows = append(rows, eventRow("acme", fmt.Sprintf("r%d-%d", round, i), fmt.Sprintf("deploy-%d-%d", round, i), "start", 1000))
+			}
+			reversed := make([]*EventRow, len(rows))
+			for i, r := range rows {
+				c := *r
+				reversed[len(rows)-1-i] = &c
+			}
+			errs := make(chan error, 2)
+			for _, w := range []struct {
+				db   *DB
+				rows []*EventRow
+			}{{db1, rows}, {db2, reversed}} {
+				go func() { errs <- insertErr(ctx, w.db, w.rows) }()
+			}
+			var stored, refused int
+			for range 2 {
+				err := <-errs
+				switch {
+				case err == nil:
+					stored++
+				case errors.Is(err, ErrDuplicate):
+					refused++
+				default:
+					t.Fatalf("round %d: %v (a conflict: %v)", round, err, IsConflict(err))
+				}
+			}
+			require.Equal(t, [2]int{1, 1}, [2]int{stored, refused}, "round %d", round)
+		}
+	})
+}
+
+// TestStoreIsConflict: PostgreSQL's answer to two writers that wait for
+// each other's rows is an error IsConflict knows (the writer plans again).
+func TestStoreIsConflict(t *testing.T) {
+	ctx := context.Background()
+	db, err := OpenURL(ctx, testservices.Postgres(t), "")
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.CreateOrg(ctx, "acme"))
+	a, b := eventRow("acme", "a", "deploy-a", "start", 1000), eventRow("acme", "b", "deploy-b", "start", 1000)
+	require.NoError(t, insert(t, db, a, b))
+	tx1, err := db.BeginEvents(ctx)
+	require.NoError(t, err)
+	defer tx1.Rollback()
+	tx2, err := db.BeginEvents(ctx)
+	require.NoError(t, err)
+	defer tx2.Rollback()
+	require.NoError(t, tx1.ClosePair(a.Seq, 100, 1))
+	require.NoError(t, tx2.ClosePair(b.Seq, 101, 1))
+	second := make(chan error, 1)
+	go func() { second <- tx1.ClosePair(b.Seq, 102, 1) }() // waits for tx2
+	time.Sleep(100 * time.Millisecond)
+	first := tx2.ClosePair(a.Seq, 103, 1) // waits for tx1: a deadlock
+	var errs []error
+	if first != nil {
+		errs = append(errs, first)
+		tx2.Rollback()
+	}
+	if err := <-second; err != nil {
+		errs = append(errs, err)
+	}
+	require.Len(t, errs, 1, "one of the two is ended")
+	require.True(t, IsConflict(errs[0]), "%v", errs[0])
+	require.False(t, IsConflict(ErrDuplicate))
 }
