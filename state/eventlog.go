@@ -53,7 +53,7 @@ const eventColumns = `seq, org, id, dedup_key, name, state, ts, value, labels, p
 const activeNext = `COALESCE((SELECT p.active_next FROM change_event_progress p WHERE p.seq = change_events.seq), active_next)`
 
 // selectColumns are the columns of an EventRow, in eventColumns' order.
-const selectColumns = `seq, org, id, dedup_key, name, state, ts, value, labels, pair_key, body, metadata, links, received_at, pair_seq, duration_ms, open, committed, ` + activeNext
+var selectColumns = strings.TrimSuffix(eventColumns, "active_next") + activeNext
 
 func scanEvent(sc interface{ Scan(...any) error }) (EventRow, error) {
 	var r EventRow
@@ -423,14 +423,14 @@ func (t *eventTx) OpenProgress(q OpenQuery) ([]Progress, error) {
 func (t *eventTx) SetActive(ps ...Progress) error {
 	// An upsert may not name a row twice (PostgreSQL refuses it): the last
 	// of a seq counts.
-	byPos := slices.Clone(ps)
-	slices.SortStableFunc(byPos, func(a, b Progress) int { return cmp.Compare(a.Seq, b.Seq) })
+	bySeq := slices.Clone(ps)
+	slices.SortStableFunc(bySeq, func(a, b Progress) int { return cmp.Compare(a.Seq, b.Seq) })
 	var uniq []Progress
-	for i, p := range byPos {
+	for i, p := range bySeq {
 		if !p.ActiveNext.Valid {
 			return fmt.Errorf("set active: no next sample for seq %d", p.Seq)
 		}
-		if i+1 < len(byPos) && byPos[i+1].Seq == p.Seq {
+		if i+1 < len(bySeq) && bySeq[i+1].Seq == p.Seq {
 			continue
 		}
 		uniq = append(uniq, p)
